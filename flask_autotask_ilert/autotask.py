@@ -1,0 +1,515 @@
+"""Client for the Autotask PSA REST API.
+
+Every request is taken from the tenant's shared hourly budget (10,000 calls,
+shared with all of the customer's other integrations), so the client caches
+what it can (zone, picklists), never retries on its own, and counts its calls.
+Failures are raised as :class:`AutotaskError` with a ``retryable`` flag that
+the delivery queue uses to reschedule or give up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeGuard
+from urllib.parse import urlsplit
+
+import requests
+
+from flask_autotask_ilert.http import (
+    DEFAULT_TIMEOUT,
+    TRANSIENT_ERRORS,
+    make_session,
+    parse_retry_after,
+    scrub,
+)
+
+__all__ = ["AutotaskClient", "AutotaskError", "Zone"]
+
+logger = logging.getLogger(__name__)
+
+UNAUTHORIZED_MESSAGE = "unauthorized: check the API user, secret and integration code"
+ZONE_LOOKUP_FAILED = "zone lookup failed for the configured API user"
+
+_ZONE_HOST = re.compile(r"^webservices(\d+)\.autotask\.net$", re.IGNORECASE)
+_ENTITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class AutotaskError(Exception):
+    """A failed Autotask call.
+
+    The message is built only from the operation, the HTTP status and
+    Autotask's own (redacted, truncated) error text, so it is safe to log and
+    to store with a queue item.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments defeat Exception's default pickling, and
+        # errors may cross process boundaries (worker pools, test runners).
+        return (_rebuild_error, (self.message, self.retryable, self.status, self.retry_after))
+
+    def __repr__(self) -> str:
+        return (
+            f"AutotaskError({self.message!r}, retryable={self.retryable}, "
+            f"status={self.status}, retry_after={self.retry_after})"
+        )
+
+
+def _rebuild_error(
+    message: str, retryable: bool, status: int | None, retry_after: float | None
+) -> AutotaskError:
+    return AutotaskError(message, retryable=retryable, status=status, retry_after=retry_after)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """Where a tenant's data lives: REST base URL and the web UI for people."""
+
+    api_url: str
+    web_url: str
+
+
+def derive_web_url(api_url: str) -> str:
+    """Guess the web UI address from the REST address.
+
+    Autotask pairs ``webservicesN.autotask.net`` with ``wwN.autotask.net``;
+    anything else (a simulator, a proxy) is assumed to serve both from the
+    same origin.
+    """
+    parts = urlsplit(api_url)
+    match = _ZONE_HOST.match(parts.hostname or "")
+    if match:
+        return f"https://ww{match.group(1)}.autotask.net"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass
+class _PicklistField:
+    labels: dict[str, str]  # value -> label, active and inactive
+    by_label: dict[str, int]  # normalised label -> value, active values win
+
+
+@dataclass
+class _PicklistEntry:
+    expires: float
+    fields: dict[str, _PicklistField]  # keyed by casefolded field name
+
+
+class AutotaskClient:
+    """One API user of one Autotask tenant.
+
+    Thread-safe: the zone, the picklist cache and the call counter are shared
+    by worker threads.
+    """
+
+    def __init__(
+        self,
+        username: str,
+        secret: str,
+        integration_code: str,
+        api_url: str | None = None,
+        web_url: str | None = None,
+        zone_lookup_url: str = "https://webservices.autotask.net/atservicesrest",
+        impersonation_resource_id: int | None = None,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        picklist_ttl: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._username = username
+        self._secret = secret
+        self._integration_code = integration_code
+        self._secrets = (secret, integration_code, username)
+        self._zone_lookup_url = zone_lookup_url.rstrip("/")
+        self._impersonation_resource_id = impersonation_resource_id
+        self.session = session if session is not None else make_session()
+        self.timeout = timeout
+        self.picklist_ttl = picklist_ttl
+        self._clock = clock
+
+        self._fixed_zone: Zone | None = None
+        if api_url:
+            api = api_url.rstrip("/")
+            self._fixed_zone = Zone(api, (web_url or derive_web_url(api)).rstrip("/"))
+        self._web_url_override = web_url.rstrip("/") if web_url else None
+
+        self._zone: Zone | None = self._fixed_zone
+        self._zone_lock = threading.Lock()
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+        self._picklists: dict[str, _PicklistEntry] = {}
+        self._picklist_locks: dict[str, threading.Lock] = {}
+        self._picklist_guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        # Deliberately without username, secret or integration code.
+        zone = self._zone.api_url if self._zone else None
+        return f"AutotaskClient(zone={zone!r}, calls={self.calls})"
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests attempted so far, zone lookups included."""
+        with self._calls_lock:
+            return self._calls
+
+    # ------------------------------------------------------------------ zone
+
+    def zone(self) -> Zone:
+        """The tenant's zone, discovered once and cached until a 401 says it moved."""
+        zone = self._zone
+        if zone is not None:
+            return zone
+        with self._zone_lock:
+            if self._zone is None:  # another thread may have finished meanwhile
+                self._zone = self._discover_zone()
+            return self._zone
+
+    def _forget_zone(self, stale: Zone) -> bool:
+        """Drop the cached zone if it is still ``stale``; report whether rediscovery is allowed.
+
+        Comparing first means threads that all saw the same 401 trigger a
+        single rediscovery between them.
+        """
+        if self._fixed_zone is not None:
+            return False
+        with self._zone_lock:
+            if self._zone == stale:
+                self._zone = None
+        return True
+
+    def _discover_zone(self) -> Zone:
+        what = "zone lookup"
+        response = self._send(
+            "GET",
+            f"{self._zone_lookup_url}/v1.0/zoneInformation",
+            what,
+            params={"user": self._username},
+            authenticated=False,
+        )
+        status = response.status_code
+        if status == 500:
+            # Autotask's answer for a user it does not know; waiting won't help.
+            raise AutotaskError(ZONE_LOOKUP_FAILED, retryable=False, status=status)
+        if not 200 <= status < 300:
+            self._raise_for_status(response, what, authenticated=False)
+        body = self._json_object(response, what, retryable=True)
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise AutotaskError(f"{what}: response has no zone url", retryable=True, status=status)
+        api = url.rstrip("/")
+        web = body.get("webUrl")
+        if self._web_url_override:
+            web = self._web_url_override
+        elif not isinstance(web, str) or not web:
+            web = derive_web_url(api)
+        zone = Zone(api, web.rstrip("/"))
+        logger.info("Autotask zone discovered: %s", zone.api_url)
+        return zone
+
+    # --------------------------------------------------------------- tickets
+
+    def get_ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        """The ticket's fields, or None when Autotask has no such ticket."""
+        tid = int(ticket_id)
+        what = f"get ticket {tid}"
+        body = self._json_object(
+            self._call("GET", f"/v1.0/Tickets/{tid}", what), what, retryable=True
+        )
+        item = body.get("item")
+        if item is None:
+            return None
+        if not isinstance(item, dict):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        return item
+
+    def update_ticket(self, ticket_id: int, fields: Mapping[str, Any]) -> None:
+        """Change only ``fields`` on the ticket.
+
+        PATCH, never PUT: a PUT nulls every field it does not name, and a
+        partial PUT would wipe the technician's data.
+        """
+        if any(str(name).lower() == "id" for name in fields):
+            raise ValueError("fields must not contain 'id'; pass the ticket id separately")
+        tid = int(ticket_id)
+        body = {"id": tid, **fields}
+        self._call("PATCH", "/v1.0/Tickets", f"update ticket {tid}", json=body)
+
+    def add_note(
+        self, ticket_id: int, title: str, description: str, note_type: int, publish: int
+    ) -> int:
+        """Create a ticket note and return its id.
+
+        A malformed success answer is not retryable: the note probably exists,
+        and a retry would post it twice.
+        """
+        tid = int(ticket_id)
+        what = f"add note to ticket {tid}"
+        payload = {
+            "title": title,
+            "description": description,
+            "noteType": note_type,
+            "publish": publish,
+        }
+        response = self._call("POST", f"/v1.0/Tickets/{tid}/Notes", what, json=payload)
+        item_id = self._json_object(response, what, retryable=False).get("itemId")
+        if isinstance(item_id, bool) or not isinstance(item_id, int):
+            raise AutotaskError(f"{what}: response has no itemId", retryable=False)
+        return item_id
+
+    def ticket_url(self, ticket_id: int) -> str:
+        """Link for people (alert links, notes); may trigger zone discovery."""
+        return f"{self.zone().web_url}/Mvc/ServiceDesk/TicketDetail.mvc?ticketId={int(ticket_id)}"
+
+    def threshold_usage(self) -> float:
+        """Share of the tenant's hourly request budget already spent (1.0 = exhausted)."""
+        what = "threshold information"
+        body = self._json_object(
+            self._call("GET", "/v1.0/ThresholdInformation", what), what, retryable=True
+        )
+        used = body.get("currentTimeframeRequestCount")
+        limit = body.get("externalRequestThreshold")
+        if not (_is_number(used) and _is_number(limit)) or float(limit) <= 0:
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        return float(used) / float(limit)
+
+    # ------------------------------------------------------------- picklists
+
+    def picklist(self, entity: str, field: str) -> dict[str, str]:
+        """Picklist of ``entity.field`` as value -> label (inactive values included).
+
+        Inactive values stay in because existing tickets can still carry them.
+        Unknown or non-picklist fields give an empty mapping.
+        """
+        found = self._picklist_field(entity, field)
+        return dict(found.labels) if found else {}
+
+    def label_to_value(self, entity: str, field: str, label: str) -> int | None:
+        """Numeric value for a picklist label; tenants rename labels, so match loosely.
+
+        Matching is case-insensitive and ignores surrounding and repeated
+        whitespace. An active value wins over an inactive one with the same label.
+        """
+        found = self._picklist_field(entity, field)
+        if found is None:
+            return None
+        return found.by_label.get(_normalise_label(label))
+
+    def _picklist_field(self, entity: str, field: str) -> _PicklistField | None:
+        entry = self._picklist_entry(entity)
+        return entry.fields.get(field.casefold())
+
+    def _picklist_entry(self, entity: str) -> _PicklistEntry:
+        if not _ENTITY_NAME.match(entity):
+            raise ValueError(f"invalid Autotask entity name: {entity!r}")
+        key = entity.casefold()
+        entry = self._picklists.get(key)
+        if entry is not None and self._clock() < entry.expires:
+            return entry
+        with self._picklist_guard:
+            lock = self._picklist_locks.setdefault(key, threading.Lock())
+        # One lock per entity: concurrent misses for the same entity wait for a
+        # single fetch instead of each spending an API call.
+        with lock:
+            entry = self._picklists.get(key)
+            if entry is not None and self._clock() < entry.expires:
+                return entry
+            try:
+                fresh = self._fetch_picklists(entity)
+            except AutotaskError as exc:
+                if entry is None or not exc.retryable:
+                    raise
+                # Picklists rarely change: during an outage, stale labels beat
+                # failing every lookup. Try again a little later, not per call.
+                logger.warning("Autotask %s picklists: refresh failed, using stale copy", entity)
+                entry.expires = self._clock() + min(self.picklist_ttl, 60.0)
+                return entry
+            self._picklists[key] = fresh
+            return fresh
+
+    def _fetch_picklists(self, entity: str) -> _PicklistEntry:
+        what = f"{entity} field information"
+        response = self._call("GET", f"/v1.0/{entity}/entityInformation/fields", what)
+        raw_fields = self._json_object(response, what, retryable=True).get("fields")
+        if not isinstance(raw_fields, list):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        fields: dict[str, _PicklistField] = {}
+        for raw in raw_fields:
+            if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                continue
+            values = raw.get("picklistValues")
+            if not isinstance(values, list) or not values:
+                continue
+            fields[raw["name"].casefold()] = _build_field(values)
+        return _PicklistEntry(self._clock() + self.picklist_ttl, fields)
+
+    # ------------------------------------------------------------- transport
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "ApiIntegrationCode": self._integration_code,
+            "UserName": self._username,
+            "Secret": self._secret,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        if self._impersonation_resource_id is not None:
+            headers["ImpersonationResourceId"] = str(self._impersonation_resource_id)
+        return headers
+
+    def _call(self, method: str, path: str, what: str, json: Any = None) -> requests.Response:
+        """One authenticated request against the zone, with the 401 zone-move dance.
+
+        A 401 can mean the tenant moved to another zone: rediscover once and
+        repeat once. A second 401 is a credential problem no retry will fix.
+        """
+        zone = self.zone()
+        response = self._send(method, zone.api_url + path, what, json=json)
+        if response.status_code == 401 and self._forget_zone(zone):
+            logger.info("Autotask answered 401; rediscovering the zone once")
+            zone = self.zone()
+            response = self._send(method, zone.api_url + path, what, json=json)
+        if not 200 <= response.status_code < 300:
+            self._raise_for_status(response, what)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        authenticated: bool = True,
+    ) -> requests.Response:
+        """Exactly one HTTP request; transport failures become AutotaskError.
+
+        Redirects are not followed: requests keeps custom headers (our
+        ``Secret``) when following a redirect to another host.
+        """
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=self._headers() if authenticated else {"Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except TRANSIENT_ERRORS as exc:
+            # ``from None``: requests' own message contains the URL, and the
+            # zone lookup URL carries the username.
+            raise AutotaskError(f"{what}: network: {type(exc).__name__}", retryable=True) from None
+        except requests.exceptions.RequestException as exc:
+            raise AutotaskError(
+                f"{what}: request failed: {type(exc).__name__}", retryable=False
+            ) from None
+
+    def _raise_for_status(
+        self, response: requests.Response, what: str, *, authenticated: bool = True
+    ) -> NoReturn:
+        status = response.status_code
+        if status == 401 and authenticated:
+            raise AutotaskError(UNAUTHORIZED_MESSAGE, retryable=False, status=status)
+        detail = _error_text(response)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status >= 500 and "thread threshold exceeded" in detail.casefold():
+            # More than 3 concurrent requests per integration code and endpoint:
+            # purely a matter of timing.
+            message = f"{what}: thread threshold exceeded (http {status})"
+            raise AutotaskError(message, retryable=True, status=status, retry_after=retry_after)
+        retryable = status >= 500 or status in (408, 429)
+        message = f"{what}: http {status}"
+        if detail:
+            message = f"{message}: {scrub(detail, self._secrets)}"
+        raise AutotaskError(
+            scrub(message, self._secrets, limit=300),
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after if retryable else None,
+        )
+
+    def _json_object(
+        self, response: requests.Response, what: str, retryable: bool
+    ) -> dict[str, Any]:
+        """Decode a success body; garbage from a 2xx usually comes from a proxy in the way."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise AutotaskError(
+                f"{what}: unexpected response (http {response.status_code})",
+                retryable=retryable,
+                status=response.status_code,
+            )
+        return body
+
+
+def _error_text(response: requests.Response) -> str:
+    """Autotask's ``errors`` list as one line; raw text when the body is not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return "" if text.startswith("<") else text  # skip HTML error pages
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return "; ".join(str(e) for e in errors if e)
+        if isinstance(errors, str):
+            return errors
+        message = body.get("message") or body.get("Message")
+        if isinstance(message, str):
+            return message
+    return ""
+
+
+def _build_field(values: list[Any]) -> _PicklistField:
+    labels: dict[str, str] = {}
+    active: dict[str, int] = {}
+    inactive: dict[str, int] = {}
+    for item in values:
+        if not isinstance(item, dict):
+            continue
+        value, label = item.get("value"), item.get("label")
+        if value is None or not isinstance(label, str):
+            continue
+        labels[str(value)] = label
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            continue
+        target = inactive if item.get("isActive") is False else active
+        target.setdefault(_normalise_label(label), number)
+    return _PicklistField(labels, {**inactive, **active})
+
+
+def _normalise_label(label: str) -> str:
+    return _WHITESPACE.sub(" ", label).strip().casefold()
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
