@@ -1,0 +1,80 @@
+"""The ilert event bodies, built from a queued event and what Autotask said of the ticket.
+
+Pure functions. The integration key is added by the worker at send time and
+is never part of a queued event, a dead letter or a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .lifecycle import EVENT_TYPE, Action, PriorityMap
+
+ALERT_KEY_PREFIX = "autotask-"
+SUMMARY_LIMIT = 255
+DETAILS_LIMIT = 20_000
+
+
+def alert_key(ticket_id: int) -> str:
+    """One alert per ticket, so a restart or a repeat can never make a second one."""
+    return f"{ALERT_KEY_PREFIX}{ticket_id}"
+
+
+def truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if limit <= SUMMARY_LIMIT else text
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What the worker learned about the ticket from Autotask (all optional)."""
+
+    ticket: Mapping[str, Any] | None = None
+    priority_label: str | None = None
+    queue_label: str | None = None
+    url: str | None = None
+
+
+def build_event(
+    event: Mapping[str, Any], priority_map: PriorityMap, facts: TicketFacts | None = None
+) -> dict[str, Any]:
+    """The Events API body for a queued event (without ``integrationKey``)."""
+    action = Action(event["action"])
+    ticket_id = int(event["ticket"])
+    body: dict[str, Any] = {"eventType": EVENT_TYPE[action], "alertKey": alert_key(ticket_id)}
+    if action is not Action.CREATE:
+        return body
+
+    facts = facts or TicketFacts()
+    callout = event.get("callout") or {}
+    ticket = facts.ticket or {}
+    number = ticket.get("ticketNumber") or callout.get("number") or f"#{ticket_id}"
+    title = ticket.get("title") or f"Autotask ticket {ticket_id} ({callout.get('status')})"
+    description = ticket.get("description")
+    if not description:
+        description = (
+            "Autotask's API did not give the ticket's details; "
+            "this alert was built from the callout alone."
+            if facts.ticket is None
+            else ""
+        )
+    body.update(
+        summary=truncate(f"[{number}] {title}", SUMMARY_LIMIT),
+        priority=priority_map(facts.priority_label).value,
+        customDetails={
+            "ticketId": ticket_id,
+            "ticketNumber": number,
+            "status": callout.get("status"),
+            "priority": facts.priority_label,
+            "queue": facts.queue_label or ticket.get("queueID"),
+            "companyId": ticket.get("companyID"),
+            "domain": callout.get("domain"),
+        },
+    )
+    if description:
+        body["details"] = truncate(str(description), DETAILS_LIMIT)
+    if facts.url:
+        body["links"] = [{"href": facts.url, "text": f"Autotask ticket {number}"}]
+    return body

@@ -1,0 +1,37 @@
+"""The package's exceptions.
+
+Errors that become HTTP answers also subclass the matching werkzeug exception,
+so a host app can handle them with its own ``errorhandler`` if it wants to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.exceptions import BadRequest, ServiceUnavailable
+
+
+class AutotaskIlertError(Exception):
+    """Base class of everything this package raises."""
+
+
+class ConfigurationError(AutotaskIlertError, ValueError):
+    """The configuration cannot work; raised by ``init_app``, never at request time."""
+
+
+class StoreUnavailable(AutotaskIlertError, ServiceUnavailable):
+    """Redis did not answer; nothing was recorded, so the client must try again."""
+
+    retry_after = 5
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("The alert store is unavailable; nothing was recorded. Retry later.")
+        self.reason = reason
+
+
+class InvalidPayload(AutotaskIlertError, BadRequest):
+    """A body that is not a valid callout or webhook; ``errors`` says which fields."""
+
+    def __init__(self, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}

@@ -1,0 +1,187 @@
+"""The ticket -> alert lifecycle as data.
+
+Everything here is pure: no I/O, no Flask, nothing of the project imported.
+The table is the contract (docs/lifecycle.md); code elsewhere never decides a
+transition by itself. The store receives a whole *column* of the table (what
+to do for each stored state, given the callout's status class) so that Redis
+can pick the cell against the state it holds, atomically, in one round trip.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+class State(str, enum.Enum):
+    """Mapping state for one ticket of one alert source."""
+
+    NONE = "NONE"
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    RESOLVED = "RESOLVED"
+
+
+class StatusClass(str, enum.Enum):
+    NEW = "NEW"
+    IN_PROGRESS = "IN_PROGRESS"
+    CLOSED = "CLOSED"
+    WAITING = "WAITING"
+    OTHER = "OTHER"
+
+
+class Action(str, enum.Enum):
+    """What a callout does. CREATE, ACCEPT and RESOLVE each schedule one ilert event."""
+
+    CREATE = "create"
+    ACCEPT = "accept"
+    RESOLVE = "resolve"
+    NOTHING = "nothing"
+    REJECT = "reject"
+
+
+#: ilert ``eventType`` sent for each scheduling action.
+EVENT_TYPE: Mapping[Action, str] = {
+    Action.CREATE: "ALERT",
+    Action.ACCEPT: "ACCEPT",
+    Action.RESOLVE: "RESOLVE",
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    new_state: State
+
+    @property
+    def schedules_event(self) -> bool:
+        return self.action in EVENT_TYPE
+
+
+_S, _C, _A = State, StatusClass, Action
+
+
+def _t(action: Action, state: State) -> Transition:
+    return Transition(action, state)
+
+
+def _stay(state: State) -> Transition:
+    return Transition(Action.NOTHING, state)
+
+
+# The table of lifecycle.md, row by row. REJECT leaves the state at NONE.
+TABLE: Mapping[State, Mapping[StatusClass, Transition]] = {
+    _S.NONE: {
+        _C.NEW: _t(_A.CREATE, _S.PENDING),
+        _C.IN_PROGRESS: _t(_A.CREATE, _S.PENDING),
+        _C.CLOSED: _t(_A.REJECT, _S.NONE),
+        _C.WAITING: _t(_A.REJECT, _S.NONE),
+        _C.OTHER: _t(_A.CREATE, _S.PENDING),
+    },
+    _S.PENDING: {
+        _C.NEW: _stay(_S.PENDING),
+        _C.IN_PROGRESS: _t(_A.ACCEPT, _S.ACCEPTED),
+        _C.CLOSED: _t(_A.RESOLVE, _S.RESOLVED),
+        _C.WAITING: _t(_A.ACCEPT, _S.ACCEPTED),
+        _C.OTHER: _stay(_S.PENDING),
+    },
+    _S.ACCEPTED: {
+        _C.NEW: _stay(_S.ACCEPTED),
+        _C.IN_PROGRESS: _stay(_S.ACCEPTED),
+        _C.CLOSED: _t(_A.RESOLVE, _S.RESOLVED),
+        _C.WAITING: _stay(_S.ACCEPTED),
+        _C.OTHER: _stay(_S.ACCEPTED),
+    },
+    _S.RESOLVED: {c: _stay(_S.RESOLVED) for c in StatusClass},
+}
+
+# "Re-alert on reopen" replaces exactly the cells marked (*) in lifecycle.md.
+REOPEN_CELLS: Mapping[StatusClass, Transition] = {
+    _C.NEW: _t(_A.CREATE, _S.PENDING),
+    _C.IN_PROGRESS: _t(_A.CREATE, _S.PENDING),
+    _C.OTHER: _t(_A.CREATE, _S.PENDING),
+}
+
+
+def transition(state: State, status_class: StatusClass, *, realert_on_reopen: bool = False) -> Transition:
+    """The cell of the table for a stored state and a callout's status class."""
+    if realert_on_reopen and state is State.RESOLVED and status_class in REOPEN_CELLS:
+        return REOPEN_CELLS[status_class]
+    return TABLE[state][status_class]
+
+
+def column(status_class: StatusClass, *, realert_on_reopen: bool = False) -> dict[State, Transition]:
+    """Every stored state's transition for one status class (what the store script needs)."""
+    return {
+        state: transition(state, status_class, realert_on_reopen=realert_on_reopen)
+        for state in State
+    }
+
+
+def fold(label: str) -> str:
+    """Status and priority labels compare trimmed and case-folded (tenants rename them)."""
+    return " ".join(label.split()).casefold()
+
+
+DEFAULT_STATUS_LABELS: Mapping[StatusClass, tuple[str, ...]] = {
+    _C.NEW: ("New",),
+    _C.IN_PROGRESS: ("In Progress",),
+    _C.CLOSED: ("Complete", "Denied"),
+    _C.WAITING: (
+        "Waiting Customer",
+        "Waiting Materials",
+        "Scheduled",
+        "Escalate",
+        "Waiting Vendor",
+        "Waiting Approval",
+        "Waiting Dispatch",
+        "Approved",
+    ),
+}
+
+
+class StatusClassifier:
+    """Maps a status label to its class; labels not listed anywhere are OTHER."""
+
+    def __init__(self, labels: Mapping[StatusClass, Iterable[str]] = DEFAULT_STATUS_LABELS) -> None:
+        self._by_label: dict[str, StatusClass] = {}
+        for status_class, class_labels in labels.items():
+            if status_class is StatusClass.OTHER:
+                raise ValueError("OTHER is every label not listed; it takes no labels")
+            for label in class_labels:
+                folded = fold(label)
+                clash = self._by_label.get(folded)
+                if clash is not None and clash is not status_class:
+                    raise ValueError(
+                        f"status label {label!r} is in both {clash.value} and {status_class.value}"
+                    )
+                self._by_label[folded] = status_class
+
+    def __call__(self, label: str) -> StatusClass:
+        return self._by_label.get(fold(label), StatusClass.OTHER)
+
+
+class Priority(str, enum.Enum):
+    HIGH = "HIGH"
+    LOW = "LOW"
+
+
+DEFAULT_PRIORITY_MAP: Mapping[str, Priority] = {"Low": Priority.LOW}
+
+
+class PriorityMap:
+    """Autotask priority label -> ilert priority; anything not listed (or unknown) pages HIGH."""
+
+    def __init__(
+        self,
+        labels: Mapping[str, Priority | str] = DEFAULT_PRIORITY_MAP,
+        default: Priority = Priority.HIGH,
+    ) -> None:
+        self._by_label = {fold(k): Priority(v) for k, v in labels.items()}
+        self.default = default
+
+    def __call__(self, label: str | None) -> Priority:
+        if label is None:
+            return self.default
+        return self._by_label.get(fold(label), self.default)

@@ -1,0 +1,1 @@
+"""Lua scripts that change the store atomically (loaded by store.py)."""

@@ -1,0 +1,55 @@
+-- Apply one callout to one ticket's mapping, atomically (see store.py).
+--
+-- The lifecycle table stays in Python: the caller passes the whole column for
+-- the callout's status class (what to do in each stored state), and this script
+-- only picks the cell for the state it finds. The work a transition creates is
+-- queued in the same call, so a transition without its event cannot exist.
+--
+-- KEYS[1] mapping   "STATE|CLASS|LAST_ACTIVITY_US"
+-- KEYS[2] queue     the ticket's pending events (list, oldest first)
+-- KEYS[3] ready     sorted set: queue member -> time it may next be worked (ms)
+-- ARGV[1] status class of this callout
+-- ARGV[2] last activity, integer microseconds, or "" when the callout had none
+-- ARGV[3] now (ms)
+-- ARGV[4] how long a RESOLVED mapping is kept (ms)
+-- ARGV[5] queue member naming this ticket in the ready set
+-- ARGV[6..17] the column: action, new state, event JSON ("" for none) for
+--             NONE, PENDING, ACCEPTED, RESOLVED in that order
+-- Returns {action, previous state, new state}.
+
+local state, last = 'NONE', ''
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local class
+  state, class, last = string.match(stored, '^([^|]*)|([^|]*)|(.*)$')
+end
+
+local incoming = ARGV[2]
+if incoming ~= '' and last ~= '' and tonumber(incoming) < tonumber(last) then
+  return {'stale', state, state}
+end
+if incoming == '' or (last ~= '' and tonumber(last) > tonumber(incoming)) then
+  incoming = last
+end
+
+local base = ({NONE = 6, PENDING = 9, ACCEPTED = 12, RESOLVED = 15})[state]
+local action, new_state, event = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+
+if action == 'reject' then
+  return {action, state, state}
+end
+
+if event ~= '' then
+  redis.call('RPUSH', KEYS[2], event)
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[5])
+end
+
+local value = new_state .. '|' .. ARGV[1] .. '|' .. incoming
+if new_state == 'RESOLVED' and state ~= 'RESOLVED' then
+  redis.call('SET', KEYS[1], value, 'PX', ARGV[4])
+elseif new_state == 'RESOLVED' then
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], value)
+end
+return {action, state, new_state}

@@ -1,0 +1,160 @@
+"""marshmallow schemas for every inbound body.
+
+Written for marshmallow 3.20+ and 4.x alike: ``unknown = EXCLUDE``,
+``load_default``, validators that raise, no schema context.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+
+#: Ticket ids beyond this are not Autotask ids, and would lose precision in JSON tools.
+MAX_TICKET_ID = 2**53 - 1
+#: Unknown callout keys are kept for the record (never trusted); bounded so a body cannot bloat Redis.
+MAX_EXTRA_KEYS = 16
+MAX_EXTRA_CHARS = 256
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TIMESTAMP = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})"
+    r"(?:[.,](\d+))?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Autotask's timestamps, leniently: 7-8 fraction digits, offsets with seconds.
+
+    Anything unreadable is None, never an error: a callout is not rejected for
+    an odd timestamp. No offset means UTC.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP.match(value)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros,
+            tzinfo=_parse_offset(offset),
+        )
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_offset(offset: str | None) -> timezone:
+    if not offset or offset.upper() == "Z":
+        return timezone.utc
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    hours, minutes, seconds = int(digits[0:2]), int(digits[2:4] or 0), int(digits[4:6] or 0)
+    return timezone(sign * timedelta(hours=hours, minutes=minutes, seconds=seconds))
+
+
+def to_micros(moment: datetime | None) -> int | None:
+    """Integer microseconds since the epoch: what the store compares to spot stale callouts."""
+    if moment is None:
+        return None
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+@dataclass(frozen=True)
+class Callout:
+    """One Extension Callout, validated. Only these fields drive behaviour."""
+
+    ticket_id: int
+    status: str
+    number: str | None = None
+    domain: str | None = None
+    created: datetime | None = None
+    last_activity: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last_activity_us(self) -> int | None:
+        return to_micros(self.last_activity)
+
+    def record(self) -> dict[str, Any]:
+        """What the queued event keeps of the callout (enough to page without Autotask)."""
+        record: dict[str, Any] = {
+            "number": self.number,
+            "status": self.status,
+            "domain": self.domain,
+            "last_activity": self.last_activity.isoformat() if self.last_activity else None,
+        }
+        if self.extra:
+            record["extra"] = self.extra
+        return record
+
+
+class CalloutSchema(Schema):
+    """The Name Value Pair (or JSON) body Autotask's Extension Callout sends."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_TICKET_ID)
+    )
+    status = fields.String(required=True, validate=[validate.Length(max=128), _not_blank])
+    number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    domain = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    created_datetime = fields.Raw(load_default=None, allow_none=True)
+    last_activity_datetime = fields.Raw(load_default=None, allow_none=True)
+
+    @pre_load
+    def _ids_from_text(self, data: Any, **_: Any) -> Any:
+        """Form values are text; JSON may carry a number. Booleans and floats are not ids."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("id")
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValidationError("Not a valid ticket id.", field_name="id")
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.isascii() or not text.isdigit() or len(text) > 16:
+                raise ValidationError("Not a valid ticket id.", field_name="id")
+            data = {**data, "id": int(text)}
+        return data
+
+    @post_load
+    def _to_callout(self, data: dict[str, Any], **_: Any) -> Callout:
+        return Callout(
+            ticket_id=data["id"],
+            status=" ".join(data["status"].split()),
+            number=data.get("number"),
+            domain=data.get("domain"),
+            created=parse_timestamp(data.get("created_datetime")),
+            last_activity=parse_timestamp(data.get("last_activity_datetime")),
+        )
+
+
+_KNOWN_CALLOUT_KEYS = frozenset(CalloutSchema().fields)
+
+
+def load_callout(data: dict[str, Any]) -> Callout:
+    """Validate a callout body; unknown keys ride along in ``extra``, truncated and bounded."""
+    callout: Callout = CalloutSchema().load(data)
+    extra = {
+        str(key)[:64]: str(value)[:MAX_EXTRA_CHARS]
+        for key, value in list(data.items())
+        if key not in _KNOWN_CALLOUT_KEYS
+    }
+    if extra:
+        kept = dict(list(extra.items())[:MAX_EXTRA_KEYS])
+        callout = Callout(**{**callout.__dict__, "extra": kept})
+    return callout

@@ -1,0 +1,309 @@
+"""Redis: the ticket -> alert map, its atomic transitions, and the delivery queue.
+
+Every change that must be atomic is one Lua script from ``lua/``; this module
+only names keys, encodes arguments and decodes answers. Any Redis failure
+surfaces as :class:`~flask_autotask_ilert.errors.StoreUnavailable`, which the
+views turn into a 503 with ``Retry-After`` (a callout that was not recorded is
+never answered 2xx).
+
+Layout (every key under the configured prefix):
+
+``map:<source>:<ticket>``   "STATE|CLASS|LAST_ACTIVITY_US", RESOLVED ones expire
+``q:<source>:<ticket>``     the ticket's undelivered events, oldest first
+``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
+``leases``                  hash "<source>:<ticket>" -> token of the worker on it
+``dead``                    list of dead-letter records (JSON)
+``pace:<digest>``           send-slot log of one ilert integration key
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+
+from .errors import StoreUnavailable
+from .lifecycle import Action, State, StatusClass, Transition
+
+
+def _script_text(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The one place a Redis key is spelled."""
+
+    prefix: str
+
+    def mapping(self, source: str, ticket: int) -> str:
+        return f"{self.prefix}map:{source}:{ticket}"
+
+    def queue(self, source: str, ticket: int) -> str:
+        return f"{self.prefix}q:{source}:{ticket}"
+
+    def queue_of(self, member: str) -> str:
+        return f"{self.prefix}q:{member}"
+
+    @property
+    def ready(self) -> str:
+        return f"{self.prefix}ready"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
+
+    def pace(self, digest: str) -> str:
+        return f"{self.prefix}pace:{digest}"
+
+
+def member(source: str, ticket: int) -> str:
+    """How a ticket's queue is named in the ready set and the lease hash."""
+    return f"{source}:{ticket}"
+
+
+def split_member(value: str) -> tuple[str, int]:
+    source, _, ticket = value.rpartition(":")
+    return source, int(ticket)
+
+
+@dataclass(frozen=True)
+class CalloutOutcome:
+    action: str  # an Action value, or "stale"
+    previous: State
+    state: State
+
+
+@dataclass(frozen=True)
+class TicketMapping:
+    state: State
+    status_class: StatusClass
+    last_activity_us: int | None
+    ttl_ms: int | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A leased ticket queue and the event at its head (None if the queue emptied)."""
+
+    member: str
+    token: str
+    head: dict[str, Any] | None
+
+    @property
+    def source(self) -> str:
+        return split_member(self.member)[0]
+
+    @property
+    def ticket(self) -> int:
+        return split_member(self.member)[1]
+
+
+_STATE_ORDER = (State.NONE, State.PENDING, State.ACCEPTED, State.RESOLVED)
+
+
+class Store:
+    """All Redis access of one app, safe to share across threads and forks.
+
+    The client is created lazily and again after a fork, because a gunicorn
+    master imports the app and forks workers that must not share its sockets.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.Redis],
+        prefix: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.keys = Keys(prefix)
+        self._factory = client_factory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    # -- plumbing -----------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis:
+        pid = os.getpid()
+        if self._client is None or self._pid != pid:
+            with self._lock:
+                if self._client is None or self._pid != pid:
+                    client = self._factory()
+                    self._scripts = {
+                        name: client.register_script(_script_text(f"{name}.lua"))
+                        for name in ("callout", "claim", "finish", "pace")
+                    }
+                    self._client, self._pid = client, pid
+        return self._client
+
+    def _script(self, name: str) -> Any:
+        self.client  # noqa: B018 - make sure the scripts belong to this process
+        return self._scripts[name]
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def ping(self) -> None:
+        with self._guard():
+            self.client.ping()
+
+    # -- callouts -------------------------------------------------------------
+
+    def apply_callout(
+        self,
+        source: str,
+        ticket: int,
+        status_class: StatusClass,
+        column: Mapping[State, Transition],
+        events: Mapping[Action, str],
+        last_activity_us: int | None,
+        retention_ms: int,
+    ) -> CalloutOutcome:
+        """Evaluate the column against the stored state and queue its event: one round trip."""
+        args: list[str | int] = [
+            status_class.value,
+            "" if last_activity_us is None else last_activity_us,
+            self.now_ms(),
+            retention_ms,
+            member(source, ticket),
+        ]
+        for state in _STATE_ORDER:
+            cell = column[state]
+            args += [cell.action.value, cell.new_state.value, events.get(cell.action, "")]
+        keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
+        with self._guard():
+            action, previous, new = self._script("callout")(keys=keys, args=args)
+        return CalloutOutcome(_text(action), State(_text(previous)), State(_text(new)))
+
+    def mapping(self, source: str, ticket: int) -> TicketMapping | None:
+        key = self.keys.mapping(source, ticket)
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            raw, ttl = pipe.execute()
+        if raw is None:
+            return None
+        state, status_class, last = _text(raw).split("|", 2)
+        return TicketMapping(
+            State(state),
+            StatusClass(status_class),
+            int(last) if last else None,
+            ttl if ttl is not None and ttl >= 0 else None,
+        )
+
+    def queued(self, source: str, ticket: int) -> list[dict[str, Any]]:
+        with self._guard():
+            raw = self.client.lrange(self.keys.queue(source, ticket), 0, -1)
+        return [json.loads(item) for item in raw]
+
+    # -- delivery -------------------------------------------------------------
+
+    def claim(self, token: str, lease_ms: int, limit: int) -> list[Claim]:
+        """Lease up to ``limit`` due ticket queues and read their heads."""
+        with self._guard():
+            members = self._script("claim")(
+                keys=[self.keys.ready, self.keys.leases],
+                args=[self.now_ms(), lease_ms, token, limit],
+            )
+            if not members:
+                return []
+            names = [_text(m) for m in members]
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.lindex(self.keys.queue_of(name), 0)
+            heads = pipe.execute()
+        return [
+            Claim(name, token, json.loads(head) if head is not None else None)
+            for name, head in zip(names, heads, strict=True)
+        ]
+
+    def finish(
+        self,
+        claim: Claim,
+        *,
+        next_at_ms: int | None = None,
+        dead_record: Mapping[str, Any] | None = None,
+        replace_head: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Pop (or replace) the claimed head and hand the queue back; False if the lease was lost."""
+        event_id = claim.head["id"] if claim.head else ""
+        with self._guard():
+            _popped, owned, _left = self._script("finish")(
+                keys=[
+                    self.keys.queue_of(claim.member),
+                    self.keys.ready,
+                    self.keys.leases,
+                    self.keys.dead,
+                ],
+                args=[
+                    claim.member,
+                    claim.token,
+                    event_id,
+                    self.now_ms() if next_at_ms is None else next_at_ms,
+                    _dumps(dead_record) if dead_record else "",
+                    _dumps(replace_head) if replace_head else "",
+                ],
+            )
+        return bool(owned)
+
+    def reserve_send_slot(self, digest: str, limit: int, window_ms: int, reservation: str) -> int:
+        """The time (ms) at which one more event may go to that integration key."""
+        with self._guard():
+            slot = self._script("pace")(
+                keys=[self.keys.pace(digest)],
+                args=[self.now_ms(), limit, window_ms, reservation],
+            )
+        return int(slot)
+
+    # -- inspection -------------------------------------------------------------
+
+    def queue_stats(self) -> dict[str, Any]:
+        """Tickets with undelivered work, and how overdue the most overdue one is."""
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(self.keys.ready)
+            pipe.zrange(self.keys.ready, 0, 0, withscores=True)
+            pipe.llen(self.keys.dead)
+            tickets, first, dead = pipe.execute()
+        lag = max(0, self.now_ms() - int(first[0][1])) if first else 0
+        return {"tickets": tickets, "most_overdue_ms": lag, "dead_letters": dead}
+
+    def dead_letters(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:
+        with self._guard():
+            raw = self.client.lrange(self.keys.dead, start, stop)
+        return [json.loads(item) for item in raw]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def dumps_event(event: Mapping[str, Any]) -> str:
+    """Events are stored as compact JSON; the id must be a string the finish script can compare."""
+    return _dumps(event)
