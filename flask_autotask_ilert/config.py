@@ -308,8 +308,10 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
              "go together (or leave all three unset to page with the callout's data only)")
     autotask = None
     if all(autotask_parts):
+        username, secret, code = autotask_parts
         autotask = AutotaskSettings(
-            *autotask_parts, api_url=value("AUTOTASK_API_URL"), web_url=value("AUTOTASK_WEB_URL")
+            username, secret, code,
+            api_url=value("AUTOTASK_API_URL"), web_url=value("AUTOTASK_WEB_URL"),
         )
 
     try:

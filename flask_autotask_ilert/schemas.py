@@ -122,7 +122,7 @@ class CalloutSchema(Schema):
         if not isinstance(data, dict):
             return data
         value = data.get("id")
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             raise ValidationError("Not a valid ticket id.", field_name="id")
         if isinstance(value, str):
             text = value.strip()

@@ -34,7 +34,7 @@ from .lifecycle import Action, State, StatusClass, Transition
 
 
 def _script_text(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("lua").joinpath(name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ class Store:
         dead_record: Mapping[str, Any] | None = None,
         replace_head: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Pop (or replace) the claimed head and hand the queue back; False if the lease was lost."""
+        """Pop (or replace) the claimed head, hand the queue back; False if the lease was lost."""
         event_id = claim.head["id"] if claim.head else ""
         with self._guard():
             _popped, owned, _left = self._script("finish")(

@@ -189,7 +189,7 @@ class Worker:
             tries = int(event.get("enrich_attempts", 0)) + 1
             event["enrich_attempts"] = tries
             if exc.retryable and tries < self.settings.enrich_attempts:
-                logger.info("ticket %s: Autotask read failed (%s); will retry", event["ticket"], exc)
+                logger.info("ticket %s: Autotask read failed (%s); retrying", event["ticket"], exc)
                 return None
             logger.warning(
                 "ticket %s: Autotask read failed (%s); paging with the callout's data",

@@ -21,5 +21,5 @@ if newest[2] then
   slot = math.max(slot, tonumber(newest[2]))
 end
 redis.call('ZADD', KEYS[1], slot, ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], slot + window)
+redis.call('PEXPIRE', KEYS[1], slot - now + window)
 return slot

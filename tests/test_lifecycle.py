@@ -1,0 +1,160 @@
+"""The lifecycle table of docs/lifecycle.md, cell by cell, and the label maps."""
+
+from __future__ import annotations
+
+import pytest
+
+from flask_autotask_ilert.lifecycle import (
+    Action,
+    Priority,
+    PriorityMap,
+    State,
+    StatusClass,
+    StatusClassifier,
+    column,
+    transition,
+)
+
+N, IP, C, W, O = (
+    StatusClass.NEW,
+    StatusClass.IN_PROGRESS,
+    StatusClass.CLOSED,
+    StatusClass.WAITING,
+    StatusClass.OTHER,
+)
+CREATE, ACCEPT, RESOLVE, NOTHING, REJECT = (
+    Action.CREATE,
+    Action.ACCEPT,
+    Action.RESOLVE,
+    Action.NOTHING,
+    Action.REJECT,
+)
+
+# Written out independently of the module's table, straight from the contract.
+EXPECTED = {
+    (State.NONE, N): (CREATE, State.PENDING),
+    (State.NONE, IP): (CREATE, State.PENDING),
+    (State.NONE, C): (REJECT, State.NONE),
+    (State.NONE, W): (REJECT, State.NONE),
+    (State.NONE, O): (CREATE, State.PENDING),
+    (State.PENDING, N): (NOTHING, State.PENDING),
+    (State.PENDING, IP): (ACCEPT, State.ACCEPTED),
+    (State.PENDING, C): (RESOLVE, State.RESOLVED),
+    (State.PENDING, W): (ACCEPT, State.ACCEPTED),
+    (State.PENDING, O): (NOTHING, State.PENDING),
+    (State.ACCEPTED, N): (NOTHING, State.ACCEPTED),
+    (State.ACCEPTED, IP): (NOTHING, State.ACCEPTED),
+    (State.ACCEPTED, C): (RESOLVE, State.RESOLVED),
+    (State.ACCEPTED, W): (NOTHING, State.ACCEPTED),
+    (State.ACCEPTED, O): (NOTHING, State.ACCEPTED),
+    (State.RESOLVED, N): (NOTHING, State.RESOLVED),
+    (State.RESOLVED, IP): (NOTHING, State.RESOLVED),
+    (State.RESOLVED, C): (NOTHING, State.RESOLVED),
+    (State.RESOLVED, W): (NOTHING, State.RESOLVED),
+    (State.RESOLVED, O): (NOTHING, State.RESOLVED),
+}
+
+
+@pytest.mark.parametrize(("state", "status_class"), sorted(EXPECTED, key=str))
+def test_every_cell_of_the_table(state: State, status_class: StatusClass) -> None:
+    cell = transition(state, status_class)
+    assert (cell.action, cell.new_state) == EXPECTED[(state, status_class)]
+
+
+def test_the_table_covers_every_state_and_class() -> None:
+    assert len(EXPECTED) == len(State) * len(StatusClass)
+
+
+@pytest.mark.parametrize("status_class", [N, IP, O])
+def test_realert_on_reopen_creates_a_new_alert(status_class: StatusClass) -> None:
+    cell = transition(State.RESOLVED, status_class, realert_on_reopen=True)
+    assert (cell.action, cell.new_state) == (CREATE, State.PENDING)
+
+
+@pytest.mark.parametrize("status_class", [C, W])
+def test_realert_on_reopen_leaves_closed_and_waiting_alone(status_class: StatusClass) -> None:
+    cell = transition(State.RESOLVED, status_class, realert_on_reopen=True)
+    assert (cell.action, cell.new_state) == (NOTHING, State.RESOLVED)
+
+
+def test_realert_on_reopen_changes_only_resolved_rows() -> None:
+    for (state, status_class), expected in EXPECTED.items():
+        if state is State.RESOLVED:
+            continue
+        cell = transition(state, status_class, realert_on_reopen=True)
+        assert (cell.action, cell.new_state) == expected
+
+
+def test_column_is_the_table_read_downwards() -> None:
+    for status_class in StatusClass:
+        col = column(status_class)
+        assert set(col) == set(State)
+        for state, cell in col.items():
+            assert (cell.action, cell.new_state) == EXPECTED[(state, status_class)]
+
+
+def test_only_create_accept_resolve_schedule_an_event() -> None:
+    scheduling = {
+        key for key in EXPECTED if transition(*key).schedules_event
+    }
+    assert scheduling == {k for k, (a, _) in EXPECTED.items() if a in (CREATE, ACCEPT, RESOLVE)}
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("New", N),
+        ("  new ", N),
+        ("IN PROGRESS", IP),
+        ("In  Progress", IP),
+        ("Complete", C),
+        ("denied", C),
+        ("Waiting Customer", W),
+        ("Waiting Materials", W),
+        ("Scheduled", W),
+        ("Escalate", W),
+        ("Waiting Vendor", W),
+        ("Waiting Approval", W),
+        ("Waiting Dispatch", W),
+        ("Approved", W),
+        ("Customer Note Added", O),
+        ("Dispatched", O),
+        ("", O),
+    ],
+)
+def test_default_status_classes(label: str, expected: StatusClass) -> None:
+    assert StatusClassifier()(label) is expected
+
+
+def test_status_classes_are_configurable() -> None:
+    classify = StatusClassifier({N: ["Neu"], C: ["Erledigt"]})
+    assert classify("neu") is N
+    assert classify("Erledigt") is C
+    assert classify("New") is O  # the tenant renamed it; the default no longer applies
+
+
+def test_a_label_in_two_classes_is_refused() -> None:
+    with pytest.raises(ValueError, match="both"):
+        StatusClassifier({N: ["New"], C: ["new"]})
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("Low", Priority.LOW),
+        (" low ", Priority.LOW),
+        ("High", Priority.HIGH),
+        ("Medium", Priority.HIGH),
+        ("Critical", Priority.HIGH),
+        ("Something new", Priority.HIGH),
+        (None, Priority.HIGH),
+    ],
+)
+def test_default_priority_map(label: str | None, expected: Priority) -> None:
+    assert PriorityMap()(label) is expected
+
+
+def test_priority_map_is_configurable() -> None:
+    priority = PriorityMap({"Low": "LOW", "Medium": "LOW"})
+    assert priority("medium") is Priority.LOW
+    assert priority("High") is Priority.HIGH

@@ -1,0 +1,215 @@
+"""The store's Lua scripts, on fakeredis and on a real redis-server alike."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from flask_autotask_ilert.callouts import handle_callout
+from flask_autotask_ilert.config import load_settings
+from flask_autotask_ilert.lifecycle import Action, State, StatusClass, column
+from flask_autotask_ilert.schemas import Callout
+from flask_autotask_ilert.store import Store, dumps_event
+
+from .conftest import INTEGRATION_KEY, TOKEN, Clock
+
+RETENTION_MS = 30 * 86_400_000
+
+
+@pytest.fixture
+def make_store(backend: str, request: pytest.FixtureRequest, clock: Clock) -> Callable[[], Store]:
+    if backend == "fakeredis":
+        server = fakeredis.FakeServer()
+
+        def fake() -> Store:
+            return Store(lambda: fakeredis.FakeRedis(server=server), "t:", clock)
+
+        return fake
+    url = request.getfixturevalue("redis_server")
+    prefix = request.getfixturevalue("redis_prefix")
+
+    def real() -> Store:
+        return Store(lambda: redis.Redis.from_url(url), prefix, clock)
+
+    return real
+
+
+@pytest.fixture
+def store(make_store: Callable[[], Store]) -> Store:
+    return make_store()
+
+
+def apply(store: Store, ticket: int, status_class: StatusClass, last_us: int | None = None,
+          source: str = "default", realert: bool = False) -> tuple[str, State, State]:
+    col = column(status_class, realert_on_reopen=realert)
+    events = {
+        cell.action: dumps_event({"id": f"{ticket}-{cell.action.value}-{last_us}",
+                                  "action": cell.action.value, "ticket": ticket})
+        for cell in col.values() if cell.schedules_event
+    }
+    out = store.apply_callout(source, ticket, status_class, col, events, last_us, RETENTION_MS)
+    return out.action, out.previous, out.state
+
+
+def test_first_callout_creates_and_queues_one_event(store: Store) -> None:
+    assert apply(store, 1, StatusClass.NEW) == ("create", State.NONE, State.PENDING)
+    assert [e["action"] for e in store.queued("default", 1)] == ["create"]
+    assert store.queue_stats()["tickets"] == 1
+    mapping = store.mapping("default", 1)
+    assert mapping is not None and mapping.state is State.PENDING and mapping.ttl_ms is None
+
+
+def test_repeats_change_nothing_and_queue_nothing(store: Store) -> None:
+    apply(store, 1, StatusClass.NEW)
+    assert apply(store, 1, StatusClass.NEW) == ("nothing", State.PENDING, State.PENDING)
+    assert apply(store, 1, StatusClass.OTHER) == ("nothing", State.PENDING, State.PENDING)
+    assert len(store.queued("default", 1)) == 1
+
+
+def test_a_rejected_callout_records_nothing(store: Store) -> None:
+    assert apply(store, 2, StatusClass.CLOSED) == ("reject", State.NONE, State.NONE)
+    assert apply(store, 2, StatusClass.WAITING) == ("reject", State.NONE, State.NONE)
+    assert store.mapping("default", 2) is None
+    assert store.queued("default", 2) == []
+    assert store.queue_stats()["tickets"] == 0
+
+
+def test_events_queue_in_order_of_transitions(store: Store) -> None:
+    apply(store, 3, StatusClass.NEW)
+    apply(store, 3, StatusClass.IN_PROGRESS)
+    apply(store, 3, StatusClass.CLOSED)
+    assert [e["action"] for e in store.queued("default", 3)] == ["create", "accept", "resolve"]
+
+
+def test_resolved_mapping_expires_after_retention_and_keeps_its_ttl(store: Store) -> None:
+    apply(store, 4, StatusClass.NEW)
+    apply(store, 4, StatusClass.CLOSED)
+    first = store.mapping("default", 4)
+    assert first is not None and first.state is State.RESOLVED
+    assert first.ttl_ms is not None and RETENTION_MS - 5_000 < first.ttl_ms <= RETENTION_MS
+    apply(store, 4, StatusClass.NEW)  # a late callout: no-op, and it must not renew the TTL forever
+    again = store.mapping("default", 4)
+    assert again is not None and again.state is State.RESOLVED
+    assert again.ttl_ms is not None and again.ttl_ms <= first.ttl_ms
+
+
+def test_realert_on_reopen_queues_a_new_alert(store: Store) -> None:
+    apply(store, 5, StatusClass.NEW)
+    apply(store, 5, StatusClass.CLOSED)
+    assert apply(store, 5, StatusClass.NEW, realert=True) == ("create", State.RESOLVED, State.PENDING)
+    mapping = store.mapping("default", 5)
+    assert mapping is not None and mapping.ttl_ms is None  # open again: no longer expires
+    assert [e["action"] for e in store.queued("default", 5)] == ["create", "resolve", "create"]
+
+
+def test_an_older_callout_is_stale(store: Store) -> None:
+    apply(store, 6, StatusClass.NEW, last_us=2_000)
+    assert apply(store, 6, StatusClass.CLOSED, last_us=1_000) == ("stale", State.PENDING, State.PENDING)
+    assert apply(store, 6, StatusClass.CLOSED, last_us=2_000)[0] == "resolve"  # equal is not stale
+    assert apply(store, 6, StatusClass.CLOSED, last_us=None)[0] == "nothing"  # no timestamp: the table
+
+
+def test_sources_never_share_a_mapping(store: Store) -> None:
+    apply(store, 7, StatusClass.NEW, source="a")
+    assert apply(store, 7, StatusClass.NEW, source="b")[0] == "create"
+    apply(store, 7, StatusClass.CLOSED, source="a")
+    mb = store.mapping("b", 7)
+    assert mb is not None and mb.state is State.PENDING
+
+
+def test_claim_leases_until_finish_or_expiry(store: Store, clock: Clock) -> None:
+    apply(store, 8, StatusClass.NEW)
+    [claim] = store.claim("w1", lease_ms=10_000, limit=5)
+    assert claim.head is not None and claim.head["action"] == "create"
+    assert claim.source == "default" and claim.ticket == 8
+    assert store.claim("w2", lease_ms=10_000, limit=5) == []  # leased
+    clock.advance(11)
+    [taken] = store.claim("w2", lease_ms=10_000, limit=5)  # the first worker died
+    assert taken.head == claim.head
+    assert store.finish(claim) is False  # w1 lost its lease but its delivered head is popped once
+    assert store.queued("default", 8) == []
+    assert store.finish(taken) is True  # w2's head is already gone: nothing more popped
+    assert store.queue_stats()["tickets"] == 0
+
+
+def test_finish_pops_only_the_head_it_sent(store: Store) -> None:
+    apply(store, 9, StatusClass.NEW)
+    apply(store, 9, StatusClass.IN_PROGRESS)
+    [claim] = store.claim("w", 10_000, 5)
+    assert store.finish(claim) is True
+    assert [e["action"] for e in store.queued("default", 9)] == ["accept"]
+    assert store.finish(claim) is False  # a repeated finish pops nothing more
+    assert [e["action"] for e in store.queued("default", 9)] == ["accept"]
+    [second] = store.claim("w", 10_000, 5)
+    assert second.head is not None and second.head["action"] == "accept"
+
+
+def test_reschedule_rewrites_the_head_and_defers(store: Store, clock: Clock) -> None:
+    apply(store, 10, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    assert claim.head is not None
+    store.finish(claim, next_at_ms=store.now_ms() + 5_000, replace_head={**claim.head, "attempts": 1})
+    assert store.claim("w", 10_000, 5) == []
+    clock.advance(5)
+    [again] = store.claim("w", 10_000, 5)
+    assert again.head is not None and again.head["attempts"] == 1 and again.head["id"] == claim.head["id"]
+
+
+def test_dead_letter_is_recorded_and_the_queue_moves_on(store: Store) -> None:
+    apply(store, 11, StatusClass.NEW)
+    apply(store, 11, StatusClass.CLOSED)
+    [claim] = store.claim("w", 10_000, 5)
+    store.finish(claim, dead_record={"event": claim.head, "reason": "http 404"})
+    assert [d["reason"] for d in store.dead_letters()] == ["http 404"]
+    [nxt] = store.claim("w", 10_000, 5)
+    assert nxt.head is not None and nxt.head["action"] == "resolve"
+
+
+def test_pacing_spreads_a_burst_over_windows(store: Store, clock: Clock) -> None:
+    now = store.now_ms()
+    slots = [store.reserve_send_slot("k", 3, 1_000, f"r{i}") for i in range(7)]
+    assert slots == [now, now, now, now + 1_000, now + 1_000, now + 1_000, now + 2_000]
+    clock.advance(10)
+    later = store.now_ms()
+    assert store.reserve_send_slot("k", 3, 1_000, "late") == later
+    assert store.reserve_send_slot("other", 3, 1_000, "x") == later  # per key
+
+
+def test_no_window_ever_holds_more_than_the_limit(store: Store, clock: Clock) -> None:
+    slots = []
+    for i in range(40):
+        slots.append(store.reserve_send_slot("k", 5, 1_000, f"r{i}"))
+        clock.advance(0.037)
+    for start in slots:
+        assert sum(1 for s in slots if start <= s < start + 1_000) <= 5
+
+
+def test_fifty_concurrent_identical_callouts_create_one_alert(redis_server: str, redis_prefix: str,
+                                                             clock: Clock) -> None:
+    settings = load_settings({"AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN,
+                              "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": INTEGRATION_KEY}, {})
+    source = settings.sources["default"]
+    stores = [Store(lambda: redis.Redis.from_url(redis_server), redis_prefix, clock) for _ in range(50)]
+    barrier = threading.Barrier(50)
+    answers: list[Any] = []
+
+    def post(store: Store) -> None:
+        barrier.wait()
+        answers.append(handle_callout(settings, store, source, Callout(ticket_id=4242, status="New")))
+
+    threads = [threading.Thread(target=post, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.action for a in answers).count(Action.CREATE.value) == 1
+    assert sum(a.http_status == 202 for a in answers) == 1
+    assert sum(a.http_status == 200 for a in answers) == 49
+    queued = stores[0].queued("default", 4242)
+    assert [json.loads(dumps_event(e))["action"] for e in queued] == ["create"]
