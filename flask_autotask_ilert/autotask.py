@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from flask_autotask_ilert.errors import AutotaskIlertError
 from flask_autotask_ilert.http import (
     DEFAULT_TIMEOUT,
     TRANSIENT_ERRORS,
@@ -40,7 +41,7 @@ _ENTITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _WHITESPACE = re.compile(r"\s+")
 
 
-class AutotaskError(Exception):
+class AutotaskError(AutotaskIlertError):
     """A failed Autotask call.
 
     The message is built only from the operation, the HTTP status and

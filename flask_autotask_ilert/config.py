@@ -308,9 +308,9 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
              "go together (or leave all three unset to page with the callout's data only)")
     autotask = None
     if all(autotask_parts):
-        username, secret, code = autotask_parts
+        api_user, api_secret, api_code = autotask_parts
         autotask = AutotaskSettings(
-            username, secret, code,
+            api_user, api_secret, api_code,
             api_url=value("AUTOTASK_API_URL"), web_url=value("AUTOTASK_WEB_URL"),
         )
 

@@ -15,7 +15,7 @@ from flask_autotask_ilert.lifecycle import (
     transition,
 )
 
-N, IP, C, W, O = (
+N, IP, C, W, OT = (
     StatusClass.NEW,
     StatusClass.IN_PROGRESS,
     StatusClass.CLOSED,
@@ -36,22 +36,22 @@ EXPECTED = {
     (State.NONE, IP): (CREATE, State.PENDING),
     (State.NONE, C): (REJECT, State.NONE),
     (State.NONE, W): (REJECT, State.NONE),
-    (State.NONE, O): (CREATE, State.PENDING),
+    (State.NONE, OT): (CREATE, State.PENDING),
     (State.PENDING, N): (NOTHING, State.PENDING),
     (State.PENDING, IP): (ACCEPT, State.ACCEPTED),
     (State.PENDING, C): (RESOLVE, State.RESOLVED),
     (State.PENDING, W): (ACCEPT, State.ACCEPTED),
-    (State.PENDING, O): (NOTHING, State.PENDING),
+    (State.PENDING, OT): (NOTHING, State.PENDING),
     (State.ACCEPTED, N): (NOTHING, State.ACCEPTED),
     (State.ACCEPTED, IP): (NOTHING, State.ACCEPTED),
     (State.ACCEPTED, C): (RESOLVE, State.RESOLVED),
     (State.ACCEPTED, W): (NOTHING, State.ACCEPTED),
-    (State.ACCEPTED, O): (NOTHING, State.ACCEPTED),
+    (State.ACCEPTED, OT): (NOTHING, State.ACCEPTED),
     (State.RESOLVED, N): (NOTHING, State.RESOLVED),
     (State.RESOLVED, IP): (NOTHING, State.RESOLVED),
     (State.RESOLVED, C): (NOTHING, State.RESOLVED),
     (State.RESOLVED, W): (NOTHING, State.RESOLVED),
-    (State.RESOLVED, O): (NOTHING, State.RESOLVED),
+    (State.RESOLVED, OT): (NOTHING, State.RESOLVED),
 }
 
 
@@ -65,7 +65,7 @@ def test_the_table_covers_every_state_and_class() -> None:
     assert len(EXPECTED) == len(State) * len(StatusClass)
 
 
-@pytest.mark.parametrize("status_class", [N, IP, O])
+@pytest.mark.parametrize("status_class", [N, IP, OT])
 def test_realert_on_reopen_creates_a_new_alert(status_class: StatusClass) -> None:
     cell = transition(State.RESOLVED, status_class, realert_on_reopen=True)
     assert (cell.action, cell.new_state) == (CREATE, State.PENDING)
@@ -117,9 +117,9 @@ def test_only_create_accept_resolve_schedule_an_event() -> None:
         ("Waiting Approval", W),
         ("Waiting Dispatch", W),
         ("Approved", W),
-        ("Customer Note Added", O),
-        ("Dispatched", O),
-        ("", O),
+        ("Customer Note Added", OT),
+        ("Dispatched", OT),
+        ("", OT),
     ],
 )
 def test_default_status_classes(label: str, expected: StatusClass) -> None:
@@ -130,7 +130,7 @@ def test_status_classes_are_configurable() -> None:
     classify = StatusClassifier({N: ["Neu"], C: ["Erledigt"]})
     assert classify("neu") is N
     assert classify("Erledigt") is C
-    assert classify("New") is O  # the tenant renamed it; the default no longer applies
+    assert classify("New") is OT  # the tenant renamed it; the default no longer applies
 
 
 def test_a_label_in_two_classes_is_refused() -> None:

@@ -321,4 +321,10 @@ def test_sources_file_toml(tmp_path, make_app: AppFactory) -> None:  # type: ign
     path = tmp_path / "sources.toml"
     path.write_text('[noc]\ncallout_token = "noc-token-0123456789abc"\nilert_integration_key = "k"\n')
     app = make_app(sources_file=str(path))
-    assert post(app, "id=1&status=New", url="/autotask-ilert/callout/noc-token-0123456789abc").status_code == 202
+    url = "/autotask-ilert/callout/noc-token-0123456789abc"
+    assert post(app, "id=1&status=New", url=url).status_code == 202
+
+
+def test_autotask_credentials_do_not_turn_on_callout_auth(make_app: AppFactory) -> None:
+    app = make_app(autotask_username="api@example.com", autotask_secret="s", autotask_integration_code="c")
+    assert post(app, NEW).status_code == 202
