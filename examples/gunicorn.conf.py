@@ -12,5 +12,5 @@ worker_class = "sync"
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
-accesslog = os.environ.get("ACCESS_LOG", "-")
+accesslog = os.environ.get("ACCESS_LOG", "-") or None
 access_log_format = '%(h)s "%(m)s" %(s)s %(B)s %(M)sms'
