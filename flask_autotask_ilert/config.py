@@ -168,10 +168,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``AUTOTASK_ILERT_*`` variables of an environment, as typed config values.
 
     For apps configured from the environment (as the example app is):
-    ``app.config.update(from_env())``.
+    ``app.config.update(from_env())``. Unknown ``AUTOTASK_ILERT_*`` names are
+    kept, so that ``init_app`` rejects a misspelling rather than ignoring it.
     """
     env = os.environ if environ is None else environ
-    return {o.key: parse(o, env[o.key]) for o in OPTIONS if o.key in env}
+    values: dict[str, Any] = {o.key: parse(o, env[o.key]) for o in OPTIONS if o.key in env}
+    # A misspelt variable is passed on as is, so init_app names it instead of ignoring it.
+    values.update({k: v for k, v in env.items() if k.startswith(PREFIX) and k not in values})
+    return values
 
 
 def _read_sources_file(path: str) -> Any:

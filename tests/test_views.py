@@ -328,3 +328,19 @@ def test_sources_file_toml(tmp_path, make_app: AppFactory) -> None:  # type: ign
 def test_autotask_credentials_do_not_turn_on_callout_auth(make_app: AppFactory) -> None:
     app = make_app(autotask_username="api@example.com", autotask_secret="s", autotask_integration_code="c")
     assert post(app, NEW).status_code == 202
+
+
+def test_from_env_types_values_and_keeps_misspellings_for_init_app() -> None:
+    from flask_autotask_ilert.config import from_env
+
+    env = {"AUTOTASK_ILERT_EMBEDDED_WORKER": "yes", "AUTOTASK_ILERT_ILERT_RATE_LIMIT": "10",
+           "AUTOTASK_ILERT_CALLOUT_TOKENN": "typo", "PATH": "/bin"}
+    values = from_env(env)
+    assert values["AUTOTASK_ILERT_EMBEDDED_WORKER"] is True
+    assert values["AUTOTASK_ILERT_ILERT_RATE_LIMIT"] == 10
+    assert "PATH" not in values
+    app = Flask("env")
+    app.config.update({"AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN, "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": "k"})
+    app.config.update(values)
+    with pytest.raises(ConfigurationError, match="AUTOTASK_ILERT_CALLOUT_TOKENN"):
+        AutotaskIlert(app)
