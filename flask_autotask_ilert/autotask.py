@@ -9,6 +9,7 @@ the delivery queue uses to reschedule or give up.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -107,6 +108,7 @@ def derive_web_url(api_url: str) -> str:
 class _PicklistField:
     labels: dict[str, str]  # value -> label, active and inactive
     by_label: dict[str, int]  # normalised label -> value, active values win
+    default: int | None = None  # the active value marked isDefaultValue
 
 
 @dataclass
@@ -314,6 +316,16 @@ class AutotaskClient:
             return None
         return found.by_label.get(_normalise_label(label))
 
+    @property
+    def integration_code_digest(self) -> str:
+        """Names this integration's shared limits in Redis without revealing the code."""
+        return hashlib.sha256(self._integration_code.encode()).hexdigest()[:16]
+
+    def default_value(self, entity: str, field: str) -> int | None:
+        """The tenant's default for a picklist field (e.g. a note's type), if it has one."""
+        found = self._picklist_field(entity, field)
+        return found.default if found else None
+
     def _picklist_field(self, entity: str, field: str) -> _PicklistField | None:
         entry = self._picklist_entry(entity)
         return entry.fields.get(field.casefold())
@@ -492,6 +504,7 @@ def _build_field(values: list[Any]) -> _PicklistField:
     labels: dict[str, str] = {}
     active: dict[str, int] = {}
     inactive: dict[str, int] = {}
+    default: int | None = None
     for item in values:
         if not isinstance(item, dict):
             continue
@@ -505,7 +518,9 @@ def _build_field(values: list[Any]) -> _PicklistField:
             continue
         target = inactive if item.get("isActive") is False else active
         target.setdefault(_normalise_label(label), number)
-    return _PicklistField(labels, {**inactive, **active})
+        if item.get("isDefaultValue") is True and item.get("isActive") is not False:
+            default = number if default is None else default
+    return _PicklistField(labels, {**inactive, **active}, default)
 
 
 def _normalise_label(label: str) -> str:

@@ -11,11 +11,12 @@ docs/configuration.md documents this table one to one.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of outbound requests (seconds)."),
     Option("AUTOTASK_ZONE_LOOKUP_URL", "https://webservices.autotask.net/atservicesrest", str,
            "Where the Autotask zone of the API user is discovered."),
+    Option("AUTOTASK_CONCURRENCY", 3, int,
+           "Autotask requests in flight at once per integration code and endpoint, across all "
+           "workers (Autotask refuses more with 'Thread Threshold Exceeded')."),
+    Option("AUTOTASK_THRESHOLD_SHARE", 0.8, float,
+           "Ticket writes wait while the tenant has used more than this share of its hourly "
+           "API budget."),
+    Option("AUTOTASK_THRESHOLD_CHECK_SECONDS", 300.0, float,
+           "How long one reading of the tenant's API usage is trusted (shared by all workers)."),
     # -- per alert source --------------------------------------------------------------
     Option("CALLOUT_TOKEN", None, "tokens",
            "Secret path token of the callout URL (at least 16 characters). A list is "
@@ -113,6 +122,42 @@ OPTIONS: tuple[Option, ...] = (
            'Default {"Low": "LOW"}.', per_source=True),
     Option("REALERT_ON_REOPEN", False, bool,
            "A RESOLVED ticket that comes back open creates a new alert.", per_source=True),
+    # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
+    Option("BIDIRECTIONAL", False, bool,
+           "Alert status changes in ilert (accepted, resolved) are written back to the ticket.",
+           per_source=True),
+    Option("WEBHOOK_TOKEN", None, "tokens",
+           "Secret path token of the ilert webhook URL ({prefix}/ilert/<token>); a list is "
+           "accepted for rotation.", per_source=True, secret=True),
+    Option("WEBHOOK_HEADER_NAME", None, str,
+           "A static header ilert sends with the webhook (its custom headers option).",
+           per_source=True),
+    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of WEBHOOK_HEADER_NAME.",
+           per_source=True, secret=True),
+    Option("WEBHOOK_USERNAME", None, str, "If set, webhooks must carry these Basic credentials.",
+           per_source=True),
+    Option("WEBHOOK_PASSWORD", None, str, "Password for WEBHOOK_USERNAME.",
+           per_source=True, secret=True),
+    Option("ACCEPT_STATUS", "In Progress", str,
+           "Status label a NEW ticket is set to when its alert is accepted in ilert.",
+           per_source=True),
+    Option("RESOLVE_STATUS", "Complete", str,
+           "Status label a ticket is set to when its alert is resolved in ilert.", per_source=True),
+    Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge writes.",
+           per_source=True),
+    Option("ACCEPT_NOTE", "Alert {alert_id} accepted in ilert by {who} at {when}.", str,
+           "Text of the note for an accept; fields {who} {when} {alert_id} {alert_url}.",
+           per_source=True),
+    Option("RESOLVE_NOTE", "Alert {alert_id} resolved in ilert by {who} at {when}.", str,
+           "Text of the note for a resolve; same fields as ACCEPT_NOTE.", per_source=True),
+    Option("NOTE_TYPE", None, str,
+           "Note type label (TicketNotes picklist); unset: the tenant's default.", per_source=True),
+    Option("NOTE_PUBLISH", None, str,
+           "Note publish label (TicketNotes picklist); unset: the tenant's default.",
+           per_source=True),
+    Option("TICKET_UPDATER", None, "object",
+           "Replaces the Autotask write: a callable or class, or its import path "
+           "'package.module:name'. See docs/sync.md.", per_source=True),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
@@ -144,7 +189,20 @@ def _parse_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _parse_object(value: Any) -> Any:
+    """An import path 'package.module:name' becomes the object; anything else is kept."""
+    if not isinstance(value, str):
+        return value
+    from werkzeug.utils import ImportStringError, import_string
+
+    try:
+        return import_string(value.replace(":", "."))
+    except ImportStringError as exc:
+        raise ValueError(f"cannot import {value!r}: {exc.exception}") from None
+
+
 _PARSERS: Mapping[type | str, Callable[[Any], Any]] = {
+    "object": _parse_object,
     bool: _parse_bool,
     int: int,
     float: float,
@@ -209,6 +267,29 @@ class AutotaskSettings:
 
 
 @dataclass(frozen=True)
+class SyncSettings:
+    """Bidirectional sync of one source: how webhooks are recognised, what they write."""
+
+    webhook_tokens: tuple[str, ...] = field(repr=False)
+    header_name: str | None
+    header_value: str | None = field(repr=False)
+    username: str | None
+    password: str | None = field(repr=False)
+    accept_status: str
+    resolve_status: str
+    note_title: str
+    accept_note: str
+    resolve_note: str
+    note_type: str | None
+    note_publish: str | None
+    ticket_updater: Any = field(repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(v for v in (*self.webhook_tokens, self.header_value, self.password) if v)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One alert source: which callouts it answers, where its events go."""
 
@@ -224,6 +305,7 @@ class SourceConfig:
     classify: StatusClassifier = field(repr=False)
     priority: PriorityMap = field(repr=False)
     realert_on_reopen: bool
+    sync: SyncSettings | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -231,6 +313,8 @@ class SourceConfig:
         values = [*self.callout_tokens, self.ilert_integration_key, self.callout_password or ""]
         if self.autotask:
             values += [self.autotask.secret, self.autotask.integration_code]
+        if self.sync:
+            values += self.sync.secrets
         return tuple(v for v in values if v)
 
 
@@ -251,18 +335,29 @@ class Settings:
     enrich_attempts: int
     http_timeout: tuple[float, float]
     autotask_zone_lookup_url: str
+    autotask_concurrency: int
+    autotask_threshold_share: float
+    autotask_threshold_check_ms: int
     sources: Mapping[str, SourceConfig]
 
     def source_for_token(self, token: str) -> SourceConfig | None:
-        """Constant-time in the token: every configured token is compared, always."""
-        import hmac
+        """The source whose callout token this is; every token is compared, always."""
+        return _match(token, ((s, s.callout_tokens) for s in self.sources.values()))
 
+    def source_for_webhook_token(self, token: str) -> SourceConfig | None:
+        """The bidirectional source whose webhook token this is (compared like callout tokens)."""
+        return _match(
+            token, ((s, s.sync.webhook_tokens) for s in self.sources.values() if s.sync)
+        )
+
+    def source_for_webhook_header(self, header: Callable[[str], str | None]) -> SourceConfig | None:
+        """The source whose static webhook header was sent (``header`` looks one up by name)."""
         found: SourceConfig | None = None
-        given = token.encode("utf-8", "surrogateescape")
         for source in self.sources.values():
-            for candidate in source.callout_tokens:
-                if hmac.compare_digest(given, candidate.encode("utf-8")):
-                    found = source
+            name = source.sync.header_name if source.sync else None
+            expected = source.sync.header_value if source.sync else None
+            if name and expected and _same(header(name) or "", expected):
+                found = source
         return found
 
     @property
@@ -272,6 +367,25 @@ class Settings:
 
 def _priority(value: Any) -> Priority:
     return value if isinstance(value, Priority) else Priority(str(value).strip().upper())
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of a secret (time does not depend on where they differ)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
+
+
+def _match(
+    given: str, candidates: Iterable[tuple[SourceConfig, tuple[str, ...]]]
+) -> SourceConfig | None:
+    """Every candidate is compared even after a match, so timing reveals nothing."""
+    found: SourceConfig | None = None
+    for source, tokens in candidates:
+        for token in tokens:
+            if _same(given, token):
+                found = source
+    return found
 
 
 def _require(condition: bool, message: str) -> None:
@@ -291,10 +405,7 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     _require(bool(tokens), f"{where}: set a callout token ({PREFIX}CALLOUT_TOKEN or "
                            "'callout_token' in the source)")
     for token in tokens:
-        _require(len(token) >= MIN_TOKEN_LENGTH and token.isprintable() and "/" not in token,
-                 f"{where}: a callout token must be at least {MIN_TOKEN_LENGTH} printable "
-                 "characters without '/' (use e.g. `python -c 'import secrets; "
-                 "print(secrets.token_urlsafe(32))'`)")
+        _check_token(where, "callout token", token)
     key = value("ILERT_INTEGRATION_KEY")
     _require(bool(key), f"{where}: set the ilert integration key ({PREFIX}ILERT_INTEGRATION_KEY)")
     username, password = value("CALLOUT_USERNAME"), value("CALLOUT_PASSWORD")
@@ -333,6 +444,7 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         raise ConfigurationError(f"{where}: {exc}") from None
 
     return SourceConfig(
+        sync=_build_sync(where, value, autotask is not None) if value("BIDIRECTIONAL") else None,
         name=name,
         callout_tokens=tuple(tokens),
         callout_username=username,
@@ -345,6 +457,57 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         classify=classify,
         priority=priority,
         realert_on_reopen=_parse_bool(value("REALERT_ON_REOPEN")),
+    )
+
+
+def _check_token(where: str, what: str, token: str) -> None:
+    _require(len(token) >= MIN_TOKEN_LENGTH and token.isprintable() and "/" not in token,
+             f"{where}: a {what} must be at least {MIN_TOKEN_LENGTH} printable characters "
+             "without '/' (use e.g. `python -c 'import secrets; "
+             "print(secrets.token_urlsafe(32))'`)")
+
+
+def _build_sync(where: str, value: Callable[[str], Any], has_autotask: bool) -> SyncSettings:
+    tokens = tuple(value("WEBHOOK_TOKEN") or ())
+    for token in tokens:
+        _check_token(where, "webhook token", token)
+    header_name, header_value = value("WEBHOOK_HEADER_NAME"), value("WEBHOOK_HEADER_VALUE")
+    username, password = value("WEBHOOK_USERNAME"), value("WEBHOOK_PASSWORD")
+    _require(bool(header_name) == bool(header_value),
+             f"{where}: WEBHOOK_HEADER_NAME and WEBHOOK_HEADER_VALUE go together")
+    _require(bool(username) == bool(password),
+             f"{where}: WEBHOOK_USERNAME and WEBHOOK_PASSWORD go together")
+    _require(bool(tokens or header_name or username),
+             f"{where}: BIDIRECTIONAL needs a way to recognise ilert's webhooks: set "
+             "WEBHOOK_TOKEN, WEBHOOK_HEADER_NAME/VALUE or WEBHOOK_USERNAME/PASSWORD")
+    updater = value("TICKET_UPDATER")
+    _require(updater is None or callable(updater),
+             f"{where}: TICKET_UPDATER must be a callable or a class")
+    _require(has_autotask or updater is not None,
+             f"{where}: BIDIRECTIONAL writes to Autotask: set the AUTOTASK_* credentials or a "
+             "TICKET_UPDATER")
+    for name in ("ACCEPT_NOTE", "RESOLVE_NOTE", "NOTE_TITLE"):
+        try:
+            str(value(name)).format(who="w", when="t", alert_id="1", alert_url="u")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{where}: {name} may use only {{who}} {{when}} {{alert_id}} {{alert_url}} "
+                f"({exc!r})"
+            ) from None
+    return SyncSettings(
+        webhook_tokens=tokens,
+        header_name=header_name,
+        header_value=header_value,
+        username=username,
+        password=password,
+        accept_status=str(value("ACCEPT_STATUS")),
+        resolve_status=str(value("RESOLVE_STATUS")),
+        note_title=str(value("NOTE_TITLE")),
+        accept_note=str(value("ACCEPT_NOTE")),
+        resolve_note=str(value("RESOLVE_NOTE")),
+        note_type=value("NOTE_TYPE"),
+        note_publish=value("NOTE_PUBLISH"),
+        ticket_updater=updater,
     )
 
 
@@ -384,9 +547,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
 
     seen: dict[str, str] = {}
     for source in sources.values():
-        for token in source.callout_tokens:
+        for token in (*source.callout_tokens, *(source.sync.webhook_tokens if source.sync else ())):
             _require(token not in seen,
-                     f"sources {seen.get(token)!r} and {source.name!r} share a callout token")
+                     f"sources {seen.get(token)!r} and {source.name!r} share a token "
+                     "(every callout and webhook token must be different)")
             seen[token] = source.name
 
     prefix = get("URL_PREFIX")
@@ -397,7 +561,13 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
     _require(get("ENRICH_ATTEMPTS") >= 1, f"{PREFIX}ENRICH_ATTEMPTS must be >= 1")
 
+    _require(get("AUTOTASK_CONCURRENCY") >= 1, f"{PREFIX}AUTOTASK_CONCURRENCY must be >= 1")
+    _require(0 < get("AUTOTASK_THRESHOLD_SHARE") <= 1,
+             f"{PREFIX}AUTOTASK_THRESHOLD_SHARE must be in (0, 1]")
     return Settings(
+        autotask_concurrency=get("AUTOTASK_CONCURRENCY"),
+        autotask_threshold_share=get("AUTOTASK_THRESHOLD_SHARE"),
+        autotask_threshold_check_ms=int(get("AUTOTASK_THRESHOLD_CHECK_SECONDS") * 1000),
         url_prefix=prefix.rstrip("/"),
         redis_url=get("REDIS_URL") or None,
         redis_prefix=get("REDIS_PREFIX"),

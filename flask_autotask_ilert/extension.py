@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from .store import Store
 if TYPE_CHECKING:
     from .autotask import AutotaskClient
     from .ilert import IlertClient
+    from .tickets import TicketUpdater
 
 EXTENSION_NAME = "autotask_ilert"
 logger = logging.getLogger("flask_autotask_ilert")
@@ -52,19 +54,28 @@ def _redis_factory(settings: Settings) -> Callable[[], redis.Redis]:
 class Bridge:
     """Everything one app's bridge needs at run time, created lazily per process."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings, clock: Callable[[], float] = time.time, app: Flask | None = None
+    ) -> None:
         self.settings = settings
+        self._app = weakref.ref(app) if app is not None else None
         self.clock = clock
         self.store = Store(_redis_factory(settings), settings.redis_prefix, clock)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._ilert: dict[str, IlertClient] = {}
         self._autotask: dict[str, AutotaskClient] = {}
+        self._updaters: dict[str, TicketUpdater] = {}
         self._embedded: tuple[int, threading.Event] | None = None
+
+    @property
+    def sender(self) -> Flask | None:
+        """The app, as the sender of this bridge's signals."""
+        return self._app() if self._app is not None else None
 
     def _forked(self) -> None:
         if self._pid != os.getpid():
-            self._ilert, self._autotask, self._embedded = {}, {}, None
+            self._ilert, self._autotask, self._updaters, self._embedded = {}, {}, {}, None
             self._pid = os.getpid()
 
     def ilert(self, source: SourceConfig) -> IlertClient:
@@ -106,6 +117,28 @@ class Bridge:
                 )
                 self._autotask[source.name] = client
             return client
+
+    def ticket_updater(self, source: SourceConfig) -> tuple[TicketUpdater, AutotaskClient | None]:
+        """The source's ticket writer, and the Autotask client it spends calls on (if any).
+
+        A configured TICKET_UPDATER class is instantiated once per process.
+        """
+        from .tickets import AutotaskTicketUpdater
+
+        sync = source.sync
+        assert sync is not None
+        if sync.ticket_updater is not None:
+            with self._lock:
+                self._forked()
+                updater = self._updaters.get(source.name)
+                if updater is None:
+                    configured = sync.ticket_updater
+                    updater = configured() if isinstance(configured, type) else configured
+                    self._updaters[source.name] = updater
+            return updater, None
+        client = self.autotask(source)
+        assert client is not None  # validated at init_app
+        return AutotaskTicketUpdater(client, sync.note_type, sync.note_publish), client
 
     def start_embedded_worker(self) -> None:
         """Start delivery in a daemon thread of this process, once per process.
@@ -155,7 +188,7 @@ class AutotaskIlert:
         for option in OPTIONS:
             app.config.setdefault(option.key, option.default)
         settings = load_settings(app.config, {**self._options, **options})
-        bridge = Bridge(settings)
+        bridge = Bridge(settings, app=app)
         app.extensions[EXTENSION_NAME] = bridge
 
         from .cli import cli_group

@@ -185,3 +185,63 @@ class PriorityMap:
         if label is None:
             return self.default
         return self._by_label.get(fold(label), self.default)
+
+
+# -- ilert -> Autotask (bidirectional mode) -------------------------------------------------
+
+
+class IlertStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    RESOLVED = "RESOLVED"
+
+
+class SyncAction(str, enum.Enum):
+    """What an ilert alert-action webhook does to the mapping and the ticket."""
+
+    ACCEPT_TICKET = "accept-ticket"
+    RESOLVE_TICKET = "resolve-ticket"
+    NOTHING = "nothing"
+
+
+@dataclass(frozen=True)
+class SyncRule:
+    action: SyncAction
+    new_state: State
+    #: The ticket's status is changed only if its last known class is one of these;
+    #: the note is written either way.
+    set_status_for: frozenset[StatusClass] = frozenset()
+
+
+_ACCEPT = SyncRule(SyncAction.ACCEPT_TICKET, State.ACCEPTED, frozenset({StatusClass.NEW}))
+_RESOLVE = SyncRule(
+    SyncAction.RESOLVE_TICKET, State.RESOLVED, frozenset(StatusClass) - {StatusClass.CLOSED}
+)
+
+# The ilert -> Autotask table of lifecycle.md; every pair not listed changes nothing.
+SYNC_TABLE: Mapping[tuple[IlertStatus, State], SyncRule] = {
+    (IlertStatus.ACCEPTED, State.PENDING): _ACCEPT,
+    (IlertStatus.RESOLVED, State.PENDING): _RESOLVE,
+    (IlertStatus.RESOLVED, State.ACCEPTED): _RESOLVE,
+}
+
+
+@dataclass(frozen=True)
+class SyncTransition:
+    action: SyncAction
+    new_state: State
+    set_status: bool
+
+    @property
+    def writes_ticket(self) -> bool:
+        return self.action is not SyncAction.NOTHING
+
+
+def sync_transition(
+    state: State, last_class: StatusClass | None, ilert_status: IlertStatus
+) -> SyncTransition:
+    """What an alert status reported by ilert does, given the stored state and ticket class."""
+    rule = SYNC_TABLE.get((ilert_status, state))
+    if rule is None:
+        return SyncTransition(SyncAction.NOTHING, state, False)
+    return SyncTransition(rule.action, rule.new_state, last_class in rule.set_status_for)

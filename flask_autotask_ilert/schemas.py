@@ -158,3 +158,95 @@ def load_callout(data: dict[str, Any]) -> Callout:
         kept = dict(list(extra.items())[:MAX_EXTRA_KEYS])
         callout = Callout(**{**callout.__dict__, "extra": kept})
     return callout
+
+
+# -- ilert alert-action webhooks ------------------------------------------------------------
+
+#: The custom body template's variable names (docs/sync.md recommends a template using them).
+_TEMPLATE_NAMES = {
+    "alertId": "id",
+    "alertStatus": "status",
+    "alertSummary": "summary",
+    "alertUrl": "url",
+}
+ILERT_STATUSES = ("PENDING", "ACCEPTED", "RESOLVED")
+
+
+class _PersonSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    username = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    email = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    firstName = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    lastName = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+
+
+@dataclass(frozen=True)
+class AlertWebhook:
+    """One alert-action webhook from ilert, validated."""
+
+    status: str
+    alert_key: str | None
+    alert_id: str | None = None
+    event_type: str | None = None
+    url: str | None = None
+    reported_at: datetime | None = None
+    person: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def who(self) -> str:
+        """A readable name for the ticket note: "Jane Doe (jdoe)", or what ilert told us."""
+        p = self.person
+        name = " ".join(x for x in (p.get("firstName"), p.get("lastName")) if x)
+        handle = p.get("username") or p.get("email")
+        if name and handle:
+            return f"{name} ({handle})"
+        return name or handle or "someone in ilert"
+
+
+class AlertWebhookSchema(Schema):
+    """ilert's default webhook body, or a custom template with its variable names as keys."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Raw(load_default=None, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(ILERT_STATUSES))
+    alertKey = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    eventType = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    reportTime = fields.Raw(load_default=None, allow_none=True)
+    assignedTo = fields.Nested(_PersonSchema, load_default=None, allow_none=True)
+
+    @pre_load
+    def _normalise(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {_TEMPLATE_NAMES.get(k, k): v for k, v in data.items()}
+        if isinstance(data.get("status"), str):
+            data["status"] = data["status"].strip().upper()
+        alert_id = data.get("id")
+        if isinstance(alert_id, bool) or not isinstance(alert_id, str | int | type(None)):
+            raise ValidationError("Must be a string or a number.", field_name="id")
+        if alert_id is not None and len(str(alert_id)) > 64:
+            raise ValidationError("Longer than 64 characters.", field_name="id")
+        return data
+
+    @post_load
+    def _to_webhook(self, data: dict[str, Any], **_: Any) -> AlertWebhook:
+        alert_id = data.get("id")
+        return AlertWebhook(
+            status=data["status"],
+            alert_key=data.get("alertKey"),
+            alert_id=None if alert_id is None else str(alert_id),
+            event_type=data.get("eventType"),
+            url=data.get("url"),
+            reported_at=parse_timestamp(data.get("reportTime")),
+            person=dict(data.get("assignedTo") or {}),
+        )
+
+
+def load_alert_webhook(data: dict[str, Any]) -> AlertWebhook:
+    webhook: AlertWebhook = AlertWebhookSchema().load(data)
+    return webhook

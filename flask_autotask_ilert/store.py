@@ -14,6 +14,9 @@ Layout (every key under the configured prefix):
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
 ``dead``                    list of dead-letter records (JSON)
 ``pace:<digest>``           send-slot log of one ilert integration key
+``busy:<digest>:<endpoint>`` holders of Autotask request places (semaphore)
+``usage:<digest>``          last reading of the Autotask tenant's hourly API usage
+``stats``                   counters of things ignored on purpose
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ class Keys:
     def pace(self, digest: str) -> str:
         return f"{self.prefix}pace:{digest}"
 
+    def busy(self, name: str) -> str:
+        return f"{self.prefix}busy:{name}"
+
+    def usage(self, digest: str) -> str:
+        return f"{self.prefix}usage:{digest}"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}stats"
+
 
 def member(source: str, ticket: int) -> str:
     """How a ticket's queue is named in the ready set and the lease hash."""
@@ -90,7 +103,17 @@ class TicketMapping:
     state: State
     status_class: StatusClass
     last_activity_us: int | None
-    ttl_ms: int | None
+    ttl_ms: int | None = None
+
+    def encode(self) -> str:
+        """The stored form (callout.lua writes the same): "STATE|CLASS|LAST_ACTIVITY_US"."""
+        last = "" if self.last_activity_us is None else str(self.last_activity_us)
+        return f"{self.state.value}|{self.status_class.value}|{last}"
+
+    @classmethod
+    def decode(cls, raw: str, ttl_ms: int | None = None) -> TicketMapping:
+        state, status_class, last = raw.split("|", 2)
+        return cls(State(state), StatusClass(status_class), int(last) if last else None, ttl_ms)
 
 
 @dataclass(frozen=True)
@@ -145,7 +168,7 @@ class Store:
                     client = self._factory()
                     self._scripts = {
                         name: client.register_script(_script_text(f"{name}.lua"))
-                        for name in ("callout", "claim", "finish", "pace")
+                        for name in ("callout", "claim", "finish", "pace", "transition", "semaphore")
                     }
                     self._client, self._pid = client, pid
         return self._client
@@ -205,13 +228,38 @@ class Store:
             raw, ttl = pipe.execute()
         if raw is None:
             return None
-        state, status_class, last = _text(raw).split("|", 2)
-        return TicketMapping(
-            State(state),
-            StatusClass(status_class),
-            int(last) if last else None,
-            ttl if ttl is not None and ttl >= 0 else None,
-        )
+        return TicketMapping.decode(_text(raw), ttl if ttl is not None and ttl >= 0 else None)
+
+    def compare_and_set(
+        self,
+        source: str,
+        ticket: int,
+        expected: TicketMapping | None,
+        new: TicketMapping,
+        event: str | None,
+        retention_ms: int | None,
+    ) -> bool:
+        """Store ``new`` (and queue ``event``) only if the mapping is still ``expected``."""
+        keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
+        args: list[str | int] = [
+            expected.encode() if expected else "",
+            new.encode(),
+            event or "",
+            member(source, ticket),
+            self.now_ms(),
+            "" if retention_ms is None else retention_ms,
+        ]
+        with self._guard():
+            return bool(self._script("transition")(keys=keys, args=args))
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        with self._guard():
+            self.client.hincrby(self.keys.stats, counter, amount)
+
+    def counters(self) -> dict[str, int]:
+        with self._guard():
+            raw = self.client.hgetall(self.keys.stats)
+        return {_text(k): int(v) for k, v in raw.items()}
 
     def queued(self, source: str, ticket: int) -> list[dict[str, Any]]:
         with self._guard():
@@ -246,6 +294,7 @@ class Store:
         next_at_ms: int | None = None,
         dead_record: Mapping[str, Any] | None = None,
         replace_head: Mapping[str, Any] | None = None,
+        keep_lease: bool = False,
     ) -> bool:
         """Pop (or replace) the claimed head, hand the queue back; False if the lease was lost."""
         event_id = claim.head["id"] if claim.head else ""
@@ -264,6 +313,7 @@ class Store:
                     self.now_ms() if next_at_ms is None else next_at_ms,
                     _dumps(dead_record) if dead_record else "",
                     _dumps(replace_head) if replace_head else "",
+                    "1" if keep_lease else "",
                 ],
             )
         return bool(owned)
@@ -276,6 +326,32 @@ class Store:
                 args=[self.now_ms(), limit, window_ms, reservation],
             )
         return int(slot)
+
+    def try_acquire(self, name: str, limit: int, hold_ms: int, token: str) -> bool:
+        """Take one of ``limit`` shared places for at most ``hold_ms``; False if none is free."""
+        with self._guard():
+            return bool(self._script("semaphore")(
+                keys=[self.keys.busy(name)], args=[self.now_ms(), limit, hold_ms, token]
+            ))
+
+    def release(self, name: str, token: str) -> None:
+        with self._guard():
+            self.client.zrem(self.keys.busy(name), token)
+
+    def cached_usage(self, digest: str, max_age_ms: int) -> float | None:
+        """The last reading of a tenant's API usage, if it is younger than ``max_age_ms``."""
+        with self._guard():
+            raw = self.client.get(self.keys.usage(digest))
+        if raw is None:
+            return None
+        usage, read_at = _text(raw).split("|")
+        return float(usage) if self.now_ms() - int(read_at) < max_age_ms else None
+
+    def cache_usage(self, digest: str, usage: float, max_age_ms: int) -> None:
+        with self._guard():
+            self.client.set(
+                self.keys.usage(digest), f"{usage!r}|{self.now_ms()}", px=max(1, 2 * max_age_ms)
+            )
 
     # -- inspection -------------------------------------------------------------
 

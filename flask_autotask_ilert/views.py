@@ -25,10 +25,12 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
+from . import signals
 from .callouts import handle_callout
 from .config import Settings, SourceConfig
 from .errors import InvalidPayload, StoreUnavailable
-from .schemas import load_callout
+from .schemas import load_alert_webhook, load_callout
+from .sync import handle_webhook
 
 logger = logging.getLogger("flask_autotask_ilert")
 
@@ -41,17 +43,21 @@ def _bridge() -> Any:
     return current_app.extensions["autotask_ilert"]
 
 
-def _check_basic_auth(source: SourceConfig) -> None:
-    if not source.callout_username:
-        return
+def _basic_matches(username: str | None, password: str | None) -> bool:
+    """Constant-time check of the request's Basic credentials against a configured pair."""
     auth = request.authorization
-    given_user = (auth.username or "") if auth and auth.type == "basic" else ""
-    given_password = (auth.password or "") if auth and auth.type == "basic" else ""
-    user_ok = hmac.compare_digest(given_user.encode(), source.callout_username.encode())
-    password_ok = hmac.compare_digest(
-        given_password.encode(), (source.callout_password or "").encode()
-    )
-    if not (user_ok and password_ok):
+    basic = auth is not None and auth.type == "basic"
+    given_user = ((auth.username if basic and auth else "") or "").encode("utf-8", "surrogateescape")
+    given_pw = ((auth.password if basic and auth else "") or "").encode("utf-8", "surrogateescape")
+    user_ok = hmac.compare_digest(given_user, (username or "").encode())
+    password_ok = hmac.compare_digest(given_pw, (password or "").encode())
+    return bool(username) and user_ok and password_ok
+
+
+def _check_basic_auth(source: SourceConfig) -> None:
+    if source.callout_username and not _basic_matches(
+        source.callout_username, source.callout_password
+    ):
         raise Unauthorized(www_authenticate=_basic_challenge())
 
 
@@ -119,6 +125,13 @@ def callout(token: str) -> tuple[Response, int]:
     except ValidationError as exc:
         raise InvalidPayload("The callout is not valid.", _messages(exc)) from None
     answer = handle_callout(settings, bridge.store, source, parsed)
+    if answer.http_status == 202:
+        signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
+                     ticket=answer.ticket, action=answer.action, state=answer.state.value,
+                     status=parsed.status)
+    elif answer.action == "reject":
+        signals.send(signals.callout_rejected, bridge.sender, source=source.name,
+                     ticket=answer.ticket, status=parsed.status)
     logger.info(
         "callout source=%s ticket=%s status=%r action=%s state=%s->%s answer=%s ms=%.1f",
         source.name,
@@ -127,6 +140,64 @@ def callout(token: str) -> tuple[Response, int]:
         answer.action,
         answer.previous.value,
         answer.state.value,
+        answer.http_status,
+        (time.perf_counter() - started) * 1000,
+    )
+    return jsonify(answer.body()), answer.http_status
+
+
+def _webhook_source(settings: Settings, token: str | None) -> SourceConfig:
+    """The bidirectional source a webhook belongs to, authenticated every way it asks for.
+
+    With a token in the URL the token picks the source (unknown: an ordinary 404)
+    and its header or Basic credentials, if configured, must match too. Without
+    one, the static header or the Basic credentials pick the source (none: 401).
+    """
+    if token is not None:
+        source = settings.source_for_webhook_token(token)
+        if source is None:
+            raise NotFound()
+    else:
+        found = settings.source_for_webhook_header(request.headers.get)
+        if found is None:
+            for candidate in settings.sources.values():
+                sync = candidate.sync
+                if sync and sync.username and _basic_matches(sync.username, sync.password):
+                    found = candidate
+        if found is None:
+            raise Unauthorized(www_authenticate=_basic_challenge())
+        source = found
+    sync = source.sync
+    assert sync is not None
+    header_ok = not sync.header_name or settings.source_for_webhook_header(request.headers.get) is source
+    basic_ok = not sync.username or _basic_matches(sync.username, sync.password)
+    if not (header_ok and basic_ok):
+        raise Unauthorized(www_authenticate=_basic_challenge())
+    return source
+
+
+def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
+    """ilert's alert-action webhook: alert status changes flow back into the ticket."""
+    started = time.perf_counter()
+    bridge = _bridge()
+    settings: Settings = bridge.settings
+    source = _webhook_source(settings, token)
+    body = _read_body(settings.max_body_bytes)
+    if request.mimetype != JSON:
+        raise UnsupportedMediaType(f"Send {JSON}.")
+    try:
+        parsed = load_alert_webhook(_decode(body))
+    except ValidationError as exc:
+        raise InvalidPayload("The webhook is not valid.", _messages(exc)) from None
+    answer = handle_webhook(settings, bridge.store, source, parsed)
+    logger.info(
+        "webhook source=%s alert=%s ticket=%s status=%s event=%s action=%s answer=%s ms=%.1f",
+        source.name,
+        parsed.alert_id,
+        answer.ticket,
+        parsed.status,
+        parsed.event_type,
+        answer.action,
         answer.http_status,
         (time.perf_counter() - started) * 1000,
     )
@@ -181,6 +252,8 @@ def _http_error(exc: HTTPException) -> Any:
 def create_blueprint(settings: Settings) -> Blueprint:
     blueprint = Blueprint("autotask_ilert", __name__, url_prefix=settings.url_prefix)
     blueprint.add_url_rule("/callout/<token>", view_func=callout, methods=["POST"])
+    blueprint.add_url_rule("/ilert/<token>", view_func=ilert_webhook, methods=["POST"])
+    blueprint.add_url_rule("/ilert", view_func=ilert_webhook, methods=["POST"])
     blueprint.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     blueprint.register_error_handler(InvalidPayload, _invalid)
     blueprint.register_error_handler(StoreUnavailable, _unavailable)

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import signals
 from .alerts import TicketFacts, build_event
-from .autotask import AutotaskError
+from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
 from .http import backoff
 from .ilert import Verdict
 from .lifecycle import Action
 from .store import Claim
+from .tickets import TicketUpdate, TicketUpdateError
 
 if TYPE_CHECKING:
     from .config import SourceConfig
@@ -62,10 +65,18 @@ class Worker:
     # -- loops ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; survives Redis outages by waiting them out."""
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="autotask-ilert") as pool:
-            for _ in range(self.threads):
-                pool.submit(self._loop, stop)
+        """Work until ``stop`` is set; survives Redis outages by waiting them out.
+
+        Daemon threads: an embedded worker must never keep its web process from exiting.
+        """
+        threads = [
+            threading.Thread(target=self._loop, args=(stop,), name=f"autotask-ilert-{n}", daemon=True)
+            for n in range(self.threads)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def _loop(self, stop: threading.Event) -> None:
         token = uuid.uuid4().hex
@@ -105,16 +116,27 @@ class Worker:
     # -- one event -----------------------------------------------------------------------
 
     def process(self, claim: Claim) -> str:
-        event = claim.head
-        if event is None:
+        if claim.head is None:
             self.store.finish(claim)
             return "empty"
+        event = dict(claim.head)
         source = self.settings.sources.get(event.get("source", ""))
         if source is None:
             return self._dead(claim, event, None, "no such alert source in the configuration")
-        if event.get("target") != "ilert":
+        deliver = {"ilert": self._deliver_ilert, "ticket": self._deliver_ticket}.get(
+            event.get("target", "")
+        )
+        if deliver is None:
             return self._dead(claim, event, None, f"unknown target {event.get('target')!r}")
-        return self._deliver_ilert(claim, source, dict(event))
+        try:
+            return deliver(claim, source, event)
+        except _Deferred as deferred:
+            self.store.finish(
+                claim,
+                next_at_ms=self.store.now_ms() + int(deferred.seconds * 1000),
+                replace_head=event,
+            )
+            return "deferred"
 
     def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
         body = event.get("body")
@@ -144,23 +166,129 @@ class Worker:
             {**body, "integrationKey": source.ilert_integration_key}
         )
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
-            self.store.finish(claim)
-            with self._count_lock:
-                self.delivered += 1
-            logger.info(
-                "delivered source=%s ticket=%s event=%s outcome=%s attempts=%s latency_ms=%s",
-                source.name,
-                event["ticket"],
-                body["eventType"],
-                result.verdict.name.lower(),
-                event.get("attempts", 0) + 1,
-                self.store.now_ms() - int(event.get("queued_at", self.store.now_ms())),
-            )
-            return "delivered"
+            return self._delivered(claim, event, f"{body['eventType']} {result.verdict.name.lower()}")
         if result.verdict is Verdict.RETRY:
             event.pop("slot", None)
             return self._retry(claim, event, result.reason, result.retry_after)
         return self._dead(claim, event, result.status, result.reason)
+
+    def _deliver_ticket(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
+        """Write an alert's new status back to its ticket (bidirectional sync)."""
+        if source.sync is None:
+            return self._dead(claim, event, None, "bidirectional sync is off for this source")
+        updater, client = self.bridge.ticket_updater(source)
+        if client is not None:
+            self._wait_for_budget(client)
+
+        def checkpoint(step: str) -> None:
+            event["done"] = [*event.get("done", []), step]
+            self.store.finish(claim, replace_head=event, keep_lease=True)
+
+        update = TicketUpdate(
+            source=source.name,
+            ticket_id=int(event["ticket"]),
+            action=str(event["action"]),
+            status_label=event.get("status_label"),
+            note_title=str(event.get("note_title", "")),
+            note_text=str(event.get("note_text", "")),
+            by=str(event.get("by", "")),
+            alert_id=event.get("alert_id"),
+            completed=frozenset(event.get("done", [])),
+            checkpoint=checkpoint,
+        )
+        try:
+            with self._autotask_place(client, "Tickets"):
+                updater(update)
+        except (AutotaskError, TicketUpdateError) as exc:
+            if exc.retryable:
+                return self._retry(claim, event, str(exc), getattr(exc, "retry_after", None))
+            return self._dead(claim, event, getattr(exc, "status", None), str(exc))
+        except _Deferred:
+            raise
+        except Exception as exc:  # a host app's updater: retry, and say where it failed
+            logger.exception("ticket updater of source %s failed", source.name)
+            return self._retry(claim, event, f"ticket updater raised {type(exc).__name__}", None)
+        signals.send(
+            signals.ticket_updated,
+            self.bridge.sender,
+            source=source.name,
+            ticket=update.ticket_id,
+            action=update.action,
+            status_label=update.status_label,
+            by=update.by,
+        )
+        return self._delivered(claim, event, "ticket updated")
+
+    def _delivered(self, claim: Claim, event: dict[str, Any], outcome: str) -> str:
+        self.store.finish(claim)
+        with self._count_lock:
+            self.delivered += 1
+        latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
+        attempts = int(event.get("attempts", 0)) + 1
+        logger.info(
+            "delivered source=%s ticket=%s target=%s action=%s outcome=%s attempts=%s latency_ms=%s",
+            event.get("source"),
+            event.get("ticket"),
+            event.get("target"),
+            event.get("action"),
+            outcome,
+            attempts,
+            latency,
+        )
+        signals.send(
+            signals.event_delivered,
+            self.bridge.sender,
+            source=event.get("source"),
+            ticket=event.get("ticket"),
+            target=event.get("target"),
+            action=event.get("action"),
+            attempts=attempts,
+            latency_ms=latency,
+        )
+        return "delivered"
+
+    @contextmanager
+    def _autotask_place(self, client: AutotaskClient | None, endpoint: str) -> Iterator[None]:
+        """Hold one of the few request places Autotask allows per integration code and endpoint.
+
+        Shared by every worker through Redis; when all are taken the event waits a
+        moment (without counting as a failed attempt) instead of provoking
+        "Thread Threshold Exceeded".
+        """
+        if client is None:
+            yield
+            return
+        name = f"{client.integration_code_digest}:{endpoint}"
+        token = uuid.uuid4().hex
+        hold_ms = int(sum(self.settings.http_timeout) * 3 * 1000)
+        if not self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token):
+            raise _Deferred(random.uniform(0.05, 0.25))
+        try:
+            yield
+        finally:
+            self.store.release(name, token)
+
+    def _wait_for_budget(self, client: AutotaskClient) -> None:
+        """Defer ticket writes while the tenant's shared hourly API budget runs low.
+
+        One ThresholdInformation reading serves every worker for
+        AUTOTASK_THRESHOLD_CHECK_SECONDS, so the check itself costs almost nothing.
+        """
+        digest = client.integration_code_digest
+        usage = self.store.cached_usage(digest, self.settings.autotask_threshold_check_ms)
+        if usage is None:
+            try:
+                usage = client.threshold_usage()
+            except AutotaskError as exc:
+                logger.warning("Autotask usage unknown (%s); writing anyway", exc)
+                return
+            self.store.cache_usage(digest, usage, self.settings.autotask_threshold_check_ms)
+        if usage >= self.settings.autotask_threshold_share:
+            logger.warning(
+                "Autotask tenant at %.0f%% of its hourly API budget; ticket writes wait",
+                usage * 100,
+            )
+            raise _Deferred(min(60.0, self.settings.autotask_threshold_check_ms / 1000))
 
     def _ticket_facts(self, source: SourceConfig, event: dict[str, Any]) -> TicketFacts | None:
         """The ticket as Autotask has it, or None to try again later.
@@ -172,7 +300,8 @@ class Worker:
         if client is None:
             return TicketFacts()
         try:
-            ticket = client.get_ticket(int(event["ticket"]))
+            with self._autotask_place(client, "Tickets"):
+                ticket = client.get_ticket(int(event["ticket"]))
             if ticket is None:
                 logger.warning("ticket %s not found in Autotask; paging with the callout's data",
                                event["ticket"])
@@ -237,4 +366,22 @@ class Worker:
             "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
         }
         self.store.finish(claim, dead_record=record)
+        signals.send(
+            signals.delivery_failed,
+            self.bridge.sender,
+            source=event.get("source"),
+            ticket=event.get("ticket"),
+            target=event.get("target"),
+            action=event.get("action"),
+            status=status,
+            reason=reason,
+        )
         return "dead"
+
+
+class _Deferred(Exception):
+    """Not a failure: the event waits ``seconds`` (a busy place, a spent budget)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds

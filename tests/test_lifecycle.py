@@ -158,3 +158,45 @@ def test_priority_map_is_configurable() -> None:
     priority = PriorityMap({"Low": "LOW", "Medium": "LOW"})
     assert priority("medium") is Priority.LOW
     assert priority("High") is Priority.HIGH
+
+
+# -- ilert -> Autotask ----------------------------------------------------------------------------
+
+from flask_autotask_ilert.lifecycle import IlertStatus, SyncAction, sync_transition  # noqa: E402
+
+ACC, RES, PEN = IlertStatus.ACCEPTED, IlertStatus.RESOLVED, IlertStatus.PENDING
+
+
+@pytest.mark.parametrize("last_class", list(StatusClass))
+def test_accepted_in_ilert_moves_only_new_tickets_to_in_progress(last_class: StatusClass) -> None:
+    cell = sync_transition(State.PENDING, last_class, ACC)
+    assert cell.action is SyncAction.ACCEPT_TICKET and cell.new_state is State.ACCEPTED
+    assert cell.set_status is (last_class is N)
+
+
+@pytest.mark.parametrize("state", [State.PENDING, State.ACCEPTED])
+@pytest.mark.parametrize("last_class", list(StatusClass))
+def test_resolved_in_ilert_completes_unless_already_closed(state: State, last_class: StatusClass) -> None:
+    cell = sync_transition(state, last_class, RES)
+    assert cell.action is SyncAction.RESOLVE_TICKET and cell.new_state is State.RESOLVED
+    assert cell.set_status is (last_class is not C)
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        (State.ACCEPTED, ACC),  # the same state already
+        (State.RESOLVED, RES),
+        (State.RESOLVED, ACC),  # RESOLVED is final for ilert's side
+        (State.NONE, ACC),  # not ours
+        (State.NONE, RES),
+        (State.PENDING, PEN),  # PENDING never does anything
+        (State.ACCEPTED, PEN),
+        (State.RESOLVED, PEN),
+        (State.NONE, PEN),
+    ],
+)
+def test_everything_else_from_ilert_changes_nothing(state: State, status: IlertStatus) -> None:
+    cell = sync_transition(state, N, status)
+    assert cell.action is SyncAction.NOTHING and cell.new_state is state and not cell.set_status
+    assert not cell.writes_ticket

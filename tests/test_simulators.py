@@ -31,13 +31,20 @@ from flask_autotask_ilert.testing.autotask_sim import (
     AutotaskState,
     create_autotask_simulator,
 )
-from flask_autotask_ilert.testing.ilert_sim import IlertState, RateLimit, create_ilert_simulator
+from flask_autotask_ilert.testing.ilert_sim import (
+    IlertState,
+    NoOpenAlertError,
+    RateLimit,
+    TransitionNotAllowedError,
+    create_ilert_simulator,
+)
 from flask_autotask_ilert.testing.servers import ServerThread
 
 DATA = Path(__file__).parent / "data"
 KEY = "il1api-sim-key"
 AUTH = {"ApiIntegrationCode": DEFAULT_CODE, "UserName": DEFAULT_USER, "Secret": DEFAULT_SECRET}
 CALLOUT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{8}[+-]\d\d:\d\d:\d\d"
+REPORT_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 def alert_event(key: str | None = "autotask-7865", **extra: Any) -> dict[str, Any]:
@@ -94,6 +101,48 @@ def receiver() -> Iterator[Receiver]:
 
     with ServerThread(app) as server:
         box.append(Receiver(url=f"{server.url}/callout"))
+        yield box[0]
+
+
+@dataclass
+class HookReceiver:
+    """A stand-in for the bridge's ilert webhook endpoint."""
+
+    url: str
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0
+    on_hook: Callable[[dict[str, Any]], None] | None = None
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [h["json"] for h in self.hits]
+
+
+@pytest.fixture
+def hook() -> Iterator[HookReceiver]:
+    app = Flask("webhook-receiver")
+    box: list[HookReceiver] = []
+
+    @app.post("/ilert-hook")
+    def receive() -> tuple[dict[str, Any], int]:
+        rec = box[0]
+        body = request.get_json()
+        rec.hits.append(
+            {
+                "json": body,
+                "content_type": request.mimetype,
+                "authorization": request.headers.get("Authorization"),
+                "x_bridge_token": request.headers.get("X-Bridge-Token"),
+            }
+        )
+        if rec.on_hook is not None:
+            rec.on_hook(body)
+        if rec.delay:
+            time.sleep(rec.delay)
+        return {"received": len(rec.hits)}, rec.status
+
+    with ServerThread(app) as server:
+        box.append(HookReceiver(url=f"{server.url}/ilert-hook"))
         yield box[0]
 
 
@@ -326,6 +375,259 @@ def test_ilert_latency_reset_and_fault_validation(ilert: tuple[IlertState, str])
     assert post_event(url, alert_event()).status_code == 404
     answer = post_event(url, alert_event("z", integrationKey="only-this"))
     assert answer.json()["alertUrl"] == "https://sim.ilert.test/alerts/3"
+
+
+# --- ilert webhooks and people acting in ilert ------------------------------------------
+
+
+def _sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DATA / name).read_text())
+    return loaded
+
+
+def _sample_alert(url: str) -> None:
+    sample = _sample("ilert-webhook-accepted.json")
+    answer = post_event(
+        url,
+        alert_event(
+            sample["alertKey"], summary=sample["summary"], details=sample["details"], priority="HIGH"
+        ),
+    )
+    assert answer.json()["responseCode"] == "NEW_INCIDENT_CREATED"
+
+
+def test_ilert_webhooks_follow_events_api_changes(ilert: tuple[IlertState, str], hook: HookReceiver) -> None:
+    state, url = ilert
+    state.webhook_url = hook.url
+    seen_alerts: list[Any] = []
+    # Like the bridge, call back into ilert while the webhook is open: this
+    # deadlocks if the simulator holds its lock during a delivery.
+    hook.on_hook = lambda body: seen_alerts.append(
+        requests.get(f"{url}/_sim/alerts", timeout=2).json()[-1]["status"]
+    )
+    hook.delay = 0.4  # a slow receiver must not delay the Events API answers
+
+    started = time.monotonic()
+    _sample_alert(url)
+    post_event(url, alert_event("AUTOTASK-7865 "))  # appended to the open alert: no change
+    accept = {"integrationKey": KEY, "eventType": "ACCEPT", "alertKey": "autotask-7865"}
+    post_event(url, accept)
+    post_event(url, accept)  # already accepted: no change
+    post_event(url, {"integrationKey": KEY, "eventType": "RESOLVE", "alertKey": "autotask-7865"})
+    assert time.monotonic() - started < 0.35
+    hook.delay = 0.0
+    assert state.wait_idle(5)
+
+    sample = _sample("ilert-webhook-accepted.json")
+    deliveries = state.webhooks()
+    assert [(d.seq, d.status, d.status_code, d.alert_key) for d in deliveries] == [
+        (1, "PENDING", 200, "autotask-7865"),
+        (2, "ACCEPTED", 200, "autotask-7865"),
+        (3, "RESOLVED", 200, "autotask-7865"),
+    ]
+    assert all(d.ok and d.error is None for d in deliveries)
+    assert deliveries[0].at <= deliveries[1].at <= deliveries[2].at
+    bodies = hook.bodies()
+    assert bodies == [d.body for d in deliveries]
+    assert [b["eventType"] for b in bodies] == ["alert-created", "alert-acknowledged", "alert-resolved"]
+    assert [b["status"] for b in bodies] == ["PENDING", "ACCEPTED", "RESOLVED"]
+    for body in bodies:
+        assert list(body) == list(sample)  # same fields, same order as the capture
+        assert body["id"] == "1"
+        assert re.fullmatch(REPORT_TIME, body["reportTime"])
+        assert body["assignedTo"] is None  # nobody acted in ilert
+        assert {k: body[k] for k in ("summary", "details", "priority", "alertKey", "alertSource")} == {
+            k: sample[k] for k in ("summary", "details", "priority", "alertKey", "alertSource")
+        }
+    assert len({b["reportTime"] for b in bodies}) == 1  # the alert's report time
+    assert {h["content_type"] for h in hook.hits} == {"application/json"}
+    assert len(seen_alerts) == 3  # each delivery could read ilert back
+    assert state.wait_idle(0)
+
+
+def test_ilert_people_act_over_http_with_auth_and_headers(
+    ilert: tuple[IlertState, str], hook: HookReceiver
+) -> None:
+    state, url = ilert
+    config = requests.post(
+        f"{url}/_sim/config",
+        json={
+            "webhook_url": hook.url,
+            "webhook_headers": {"X-Bridge-Token": "tok-123"},
+            "webhook_auth": ["ilert", "hook-secret"],
+        },
+        timeout=5,
+    ).json()
+    assert config["webhook_url"] == hook.url and config["webhook_auth"] is True
+    assert config["webhook_headers"] == ["X-Bridge-Token"] and "hook-secret" not in json.dumps(config)
+    _sample_alert(url)
+
+    jane = _sample("ilert-webhook-accepted.json")["assignedTo"]
+    accepted = requests.post(f"{url}/_sim/alerts/Autotask-7865/accept", json={"by": jane}, timeout=5)
+    assert accepted.status_code == 200
+    assert accepted.json()["status"] == "ACCEPTED" and accepted.json()["accepted_by"] == jane
+    again = requests.post(f"{url}/_sim/alerts/autotask-7865/accept", timeout=5)
+    assert again.status_code == 409 and "ACCEPTED" in again.json()["error"]
+    resolved = requests.post(
+        f"{url}/_sim/alerts/autotask-7865/resolve", json={"by": {"username": "abr"}}, timeout=5
+    )
+    assert resolved.status_code == 200
+    abr = {"username": "abr", "email": "abr@example.com", "firstName": "abr", "lastName": ""}
+    assert resolved.json()["resolved_by"] == abr and resolved.json()["accepted_by"] == jane
+    for action in ("accept", "resolve"):
+        gone = requests.post(f"{url}/_sim/alerts/autotask-7865/{action}", timeout=5)
+        assert gone.status_code == 404 and "autotask-7865" in gone.json()["error"]
+    bad = requests.post(f"{url}/_sim/alerts/x/accept", json={"by": {"usrname": "typo"}}, timeout=5)
+    assert bad.status_code == 400 and "usrname" in bad.json()["error"]
+    assert state.wait_idle(5)
+
+    expected_auth = "Basic " + base64.b64encode(b"ilert:hook-secret").decode()
+    assert [h["authorization"] for h in hook.hits] == [expected_auth] * 3
+    assert [h["x_bridge_token"] for h in hook.hits] == ["tok-123"] * 3
+    created, accepted_hook, resolved_hook = hook.bodies()
+    sample = _sample("ilert-webhook-accepted.json")
+    assert {**accepted_hook, "reportTime": sample["reportTime"]} == {**sample, "id": "1"}
+    assert created["assignedTo"] is None and resolved_hook["assignedTo"] == abr
+    assert resolved_hook["eventType"] == "alert-resolved"
+
+    alert = state.alert_for("autotask-7865")
+    assert alert is not None and alert.status == "RESOLVED"
+    assert (alert.accepted_by, alert.resolved_by) == (jane, abr)
+    assert alert.history == ["ALERT"]  # people's actions are not Events API events
+    listed = requests.get(f"{url}/_sim/webhooks", timeout=5).json()
+    assert [(w["seq"], w["status"], w["status_code"]) for w in listed] == [
+        (1, "PENDING", 200),
+        (2, "ACCEPTED", 200),
+        (3, "RESOLVED", 200),
+    ]
+
+
+def test_ilert_person_actions_from_python(ilert: tuple[IlertState, str], hook: HookReceiver) -> None:
+    state, url = ilert
+    post_event(url, alert_event("k1"))
+    post_event(url, alert_event("k2"))
+    state.webhook_url = hook.url  # alerts made before a webhook existed send nothing later
+
+    accepted = state.accept(" K1", by="jdoe")
+    assert accepted.status == "ACCEPTED" and accepted.accepted_by is not None
+    assert accepted.accepted_by["firstName"] == "Jane"
+    with pytest.raises(TransitionNotAllowedError, match="ACCEPTED"):
+        state.accept("k1")
+    with pytest.raises(ValueError, match="cannot accept"):
+        state.accept("k1")
+    resolved = state.resolve("k2", by={"username": "mmax", "firstName": "Max", "lastName": "Muster"})
+    assert resolved.resolved_by == {
+        "username": "mmax",
+        "email": "mmax@example.com",
+        "firstName": "Max",
+        "lastName": "Muster",
+    }
+    with pytest.raises(NoOpenAlertError, match="k2"):
+        state.resolve("k2")
+    with pytest.raises(KeyError):
+        state.accept("never-seen")
+    with pytest.raises(ValueError, match="username"):
+        state.resolve("k1", by={"firstName": "Nobody"})
+    assert state.resolve("k1").status == "RESOLVED"
+
+    # The API cannot act on an alert a person resolved.
+    late = post_event(url, {"integrationKey": KEY, "eventType": "RESOLVE", "alertKey": "k1"})
+    assert late.json()["code"] == "NO_OPEN_ALERT_WITH_KEY"
+    assert state.wait_idle(5)
+    assert [(d.alert_key, d.status) for d in state.webhooks()] == [
+        ("k1", "ACCEPTED"),
+        ("k2", "RESOLVED"),
+        ("k1", "RESOLVED"),
+    ]
+    assert [b["assignedTo"]["username"] for b in hook.bodies()] == ["jdoe", "mmax", "jdoe"]
+
+
+def test_ilert_webhook_repeat_incident_style_and_order(
+    ilert: tuple[IlertState, str], hook: HookReceiver
+) -> None:
+    state, url = ilert
+    requests.post(
+        f"{url}/_sim/config",
+        json={"webhook_url": hook.url, "webhook_repeat": 2, "webhook_event_style": "incident"},
+        timeout=5,
+    ).raise_for_status()
+    bad = requests.post(f"{url}/_sim/config", json={"webhook_event_style": "ticket"}, timeout=5)
+    assert bad.status_code == 400
+    with pytest.raises(ValueError, match="webhook_repeat"):
+        state.webhook_repeat = 0
+
+    post_event(url, alert_event("a"))
+    post_event(url, alert_event("b", priority="LOW"))
+    state.accept("a")
+    post_event(url, {"integrationKey": KEY, "eventType": "RESOLVE", "alertKey": "b"})
+    assert state.wait_idle(5)
+
+    expected = [
+        ("a", "PENDING", "incident-created", 1),
+        ("b", "PENDING", "incident-created", 2),
+        ("a", "ACCEPTED", "incident-acknowledged", 1),
+        ("b", "RESOLVED", "incident-resolved", 2),
+    ]
+    twice = [item for item in expected for _ in range(2)]
+    assert [(b["alertKey"], b["status"], b["eventType"], b["id"]) for b in hook.bodies()] == twice
+    assert [d.seq for d in state.webhooks()] == list(range(1, 9))
+    sample = _sample("ilert-webhook-resolved.json")
+    resolved = hook.bodies()[-1]
+    assert list(resolved) == list(sample) and isinstance(resolved["id"], int)
+    assert resolved["priority"] == "LOW" and resolved["assignedTo"] is None
+
+
+def test_ilert_webhook_failures_reset_and_stop_do_not_hang(hook: HookReceiver) -> None:
+    state = IlertState()
+    server = ServerThread(create_ilert_simulator(state)).start()
+    try:
+        # Unreachable and erroring receivers are recorded, never retried.
+        dead = ServerThread(Flask("dead")).start()
+        dead.stop()
+        state.webhook_url = f"{dead.url}/ilert-hook"
+        post_event(server.url, alert_event("unreachable"))
+        assert state.wait_idle(5)
+        (refused,) = state.webhooks()
+        assert refused.status_code is None and refused.error is not None
+        assert "ConnectionError" in refused.error
+
+        state.webhook_url = hook.url
+        hook.status = 500
+        state.resolve("unreachable")
+        assert state.wait_idle(5)
+        assert state.webhooks()[-1].status_code == 500 and not state.webhooks()[-1].ok
+        assert len(hook.hits) == 1
+
+        # A receiver slower than the timeout.
+        hook.status, hook.delay = 200, 0.3
+        state.webhook_timeout = 0.1
+        post_event(server.url, alert_event("slow"))
+        assert state.wait_idle(5)
+        timed_out = state.webhooks()[-1]
+        assert timed_out.error is not None and "Timeout" in timed_out.error
+
+        # reset() drops queued deliveries; the one in flight finishes unrecorded.
+        state.webhook_timeout = 2.0
+        for key in ("q1", "q2", "q3"):
+            post_event(server.url, alert_event(key))
+        assert not state.wait_idle(0.05)
+        hits_before = len(hook.hits)
+        requests.post(f"{server.url}/_sim/reset", timeout=5).raise_for_status()
+        assert state.webhooks() == []
+        idle = requests.post(f"{server.url}/_sim/webhooks/wait_idle", json={"timeout": 2}, timeout=5)
+        assert idle.json() == {"idle": True}
+        assert state.webhooks() == [] and len(hook.hits) <= hits_before + 1
+
+        # Stopping the server with deliveries pending returns at once.
+        hook.delay = 0.2
+        post_event(server.url, alert_event("pending-1"))
+        post_event(server.url, alert_event("pending-2"))
+    finally:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 1.0
+    assert state.wait_idle(5)  # deliveries do not need the server
+    assert [d.alert_key for d in state.webhooks()] == ["pending-1", "pending-2"]
 
 
 # --- Autotask REST -------------------------------------------------------------------

@@ -10,6 +10,7 @@
 -- ARGV[4] when the ticket may next be worked (ms)
 -- ARGV[5] dead-letter record ("" = delivered, not dead)
 -- ARGV[6] replacement head JSON ("" = pop the head instead; used to reschedule)
+-- ARGV[7] "1" = checkpoint only: replace the head but keep the lease and the schedule
 -- Returns {popped (0/1), still owned (0/1), events left}.
 
 local popped = 0
@@ -29,6 +30,9 @@ end
 local left = redis.call('LLEN', KEYS[1])
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then
   return {popped, 0, left}
+end
+if ARGV[7] == '1' then
+  return {popped, 1, left}
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if left > 0 then

@@ -4,6 +4,10 @@ It keeps alerts the way ilert does (one open alert per alert key, keys trimmed a
 compared case-insensitively) so tests can assert outcomes, not just requests, and it
 misbehaves on demand: latency, 5xx, dropped connections, rate limits.
 
+It also plays the other direction: a Webhook alert action (``webhook_url``) that
+POSTs ilert's default webhook body on every alert status change, and people acting
+in ilert (``accept``/``resolve``, or ``POST /_sim/alerts/<key>/accept|resolve``).
+
 Run it alone with ``python -m flask_autotask_ilert.testing.ilert_sim --port 0
 --port-file F``; everything is then controllable over ``/_sim/...``.
 """
@@ -14,13 +18,16 @@ import argparse
 import copy
 import json
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
+import requests
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -29,12 +36,17 @@ from .servers import FaultInjector, fault_response, json_response, run_main
 
 __all__ = [
     "ACCEPTED",
+    "DEFAULT_ALERT_SOURCE",
+    "DEFAULT_PERSON",
     "PENDING",
     "RESOLVED",
     "Alert",
     "IlertState",
+    "NoOpenAlertError",
     "RateLimit",
     "ReceivedEvent",
+    "TransitionNotAllowedError",
+    "WebhookDelivery",
     "create_ilert_simulator",
     "main",
 ]
@@ -46,6 +58,26 @@ OPEN_STATUSES = frozenset({PENDING, ACCEPTED})
 
 EVENT_TYPES = ("ALERT", "ACCEPT", "RESOLVE", "COMMENT")
 PRIORITIES = ("HIGH", "LOW")
+
+WEBHOOK_STYLES = ("alert", "incident")
+# eventType of the default webhook body per new status, in both spellings seen.
+WEBHOOK_EVENT_TYPES = {
+    "alert": {PENDING: "alert-created", ACCEPTED: "alert-acknowledged", RESOLVED: "alert-resolved"},
+    "incident": {
+        PENDING: "incident-created",
+        ACCEPTED: "incident-acknowledged",
+        RESOLVED: "incident-resolved",
+    },
+}
+DEFAULT_ALERT_SOURCE: dict[str, Any] = {"id": 2101194, "name": "Autotask"}
+# The person of tests/data/ilert-webhook-*.json; ``by="jdoe"`` means her.
+DEFAULT_PERSON: dict[str, str] = {
+    "username": "jdoe",
+    "email": "jdoe@example.com",
+    "firstName": "Jane",
+    "lastName": "Doe",
+}
+PERSON_FIELDS = ("username", "email", "firstName", "lastName")
 
 NO_ALERT_SOURCE = {
     "status": 404,
@@ -75,6 +107,50 @@ class ReceivedEvent:
         return {"seq": self.seq, "at": self.at, "body": self.body, "status_code": self.status_code}
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One POST of the webhook alert action, as sent, with how the receiver answered.
+
+    ``status`` is the alert status the webhook reports; ``status_code`` is None (and
+    ``error`` says why) when the receiver could not be reached or timed out. ``at``
+    is ``time.monotonic()`` when the delivery finished.
+    """
+
+    seq: int
+    at: float
+    alert_key: str | None
+    status: str
+    status_code: int | None
+    body: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "alert_key": self.alert_key,
+            "status": self.status,
+            "status_code": self.status_code,
+            "body": copy.deepcopy(self.body),
+            "error": self.error,
+        }
+
+
+class NoOpenAlertError(KeyError):
+    """A person acted on an alert key with no open alert (HTTP 404)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no open alert"
+
+
+class TransitionNotAllowedError(ValueError):
+    """A person action the alert's status does not allow, e.g. accepting twice (HTTP 409)."""
+
+
 @dataclass
 class Alert:
     id: int
@@ -85,6 +161,13 @@ class Alert:
     priority: str
     history: list[str] = field(default_factory=list)
     created_event: dict[str, Any] = field(default_factory=dict)
+    details: str = ""
+    # ISO 8601 UTC with milliseconds, as in the webhook's reportTime.
+    report_time: str = ""
+    # Who the webhook names in assignedTo: the last person who acted, if any.
+    assigned_to: dict[str, Any] | None = None
+    accepted_by: dict[str, Any] | None = None
+    resolved_by: dict[str, Any] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -100,10 +183,36 @@ class Alert:
             "priority": self.priority,
             "history": list(self.history),
             "created_event": copy.deepcopy(self.created_event),
+            "details": self.details,
+            "report_time": self.report_time,
+            "assigned_to": copy.deepcopy(self.assigned_to),
+            "accepted_by": copy.deepcopy(self.accepted_by),
+            "resolved_by": copy.deepcopy(self.resolved_by),
         }
 
     def _copy(self) -> Alert:
-        return replace(self, history=list(self.history), created_event=copy.deepcopy(self.created_event))
+        return replace(
+            self,
+            history=list(self.history),
+            created_event=copy.deepcopy(self.created_event),
+            assigned_to=copy.deepcopy(self.assigned_to),
+            accepted_by=copy.deepcopy(self.accepted_by),
+            resolved_by=copy.deepcopy(self.resolved_by),
+        )
+
+
+@dataclass(frozen=True)
+class _WebhookJob:
+    """A webhook built when the status changed, waiting for the delivery thread."""
+
+    generation: int
+    alert_key: str | None
+    status: str
+    body: dict[str, Any]
+    url: str
+    headers: dict[str, str]
+    auth: tuple[str, str] | None
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -141,6 +250,59 @@ def _fold(key: str) -> str:
     return key.strip().casefold()
 
 
+def _report_time(dt: datetime) -> str:
+    """``2019-10-29T18:15:02.551Z``: UTC, milliseconds, as ilert writes reportTime."""
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _person(by: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``assignedTo`` object for a person given as a username or a partial object.
+
+    ``"jdoe"`` is the person of the sample webhooks; another username gets
+    ``<username>@example.com`` and the username as first name. Missing fields of an
+    object are filled the same way; unknown fields are refused (typos).
+    """
+    if isinstance(by, str):
+        if not by.strip():
+            raise ValueError("by must be a non-empty username")
+        if by == DEFAULT_PERSON["username"]:
+            return dict(DEFAULT_PERSON)
+        return {"username": by, "email": f"{by}@example.com", "firstName": by, "lastName": ""}
+    if not isinstance(by, Mapping):
+        raise ValueError("by must be a username or an object with a username")
+    unknown = set(by) - set(PERSON_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown person fields: {sorted(unknown)}; allowed: {list(PERSON_FIELDS)}")
+    username = by.get("username")
+    if not isinstance(username, str) or not username.strip():
+        raise ValueError("by.username must be a non-empty string")
+    for name in PERSON_FIELDS[1:]:
+        if name in by and by[name] is not None and not isinstance(by[name], str):
+            raise ValueError(f"by.{name} must be a string or null")
+    person = _person(username)
+    person.update({k: by[k] for k in PERSON_FIELDS if k in by})
+    return person
+
+
+def _webhook_headers(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("webhook_headers must map header names to strings")
+    return dict(value)
+
+
+def _webhook_auth(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, str) for v in value):
+        raise ValueError("webhook_auth must be [username, password] or null")
+    return (value[0], value[1])
+
+
 class IlertState(FaultInjector):
     """Alerts, received events and fault settings of one simulated ilert.
 
@@ -168,6 +330,43 @@ class IlertState(FaultInjector):
         self._windows: dict[str, deque[float]] = {}
         # Never reset: an alert id is never reused, as in ilert.
         self._last_alert_id = 0
+        # The Webhook alert action; off while webhook_url is None.
+        self.webhook_url: str | None = None
+        self.webhook_headers: dict[str, str] = {}
+        self.webhook_auth: tuple[str, str] | None = None
+        self._webhook_event_style = "alert"
+        self._webhook_repeat = 1
+        self.webhook_timeout = 2.0
+        self.alert_source: dict[str, Any] = dict(DEFAULT_ALERT_SOURCE)
+        self._webhook_cond = threading.Condition(self._lock)
+        self._webhook_queue: deque[_WebhookJob] = deque()
+        self._webhooks: list[WebhookDelivery] = []
+        self._webhook_in_flight = False
+        self._webhook_worker: threading.Thread | None = None
+        # Bumped by reset(): a delivery in flight across a reset is not recorded.
+        self._webhook_generation = 0
+
+    @property
+    def webhook_event_style(self) -> str:
+        """Webhook body spelling: "alert" (``alert-*``, string id) or "incident" (numeric id)."""
+        return self._webhook_event_style
+
+    @webhook_event_style.setter
+    def webhook_event_style(self, value: str) -> None:
+        if value not in WEBHOOK_STYLES:
+            raise ValueError(f"webhook_event_style must be one of {WEBHOOK_STYLES}")
+        self._webhook_event_style = value
+
+    @property
+    def webhook_repeat(self) -> int:
+        """How many times each webhook is sent; ilert users report 2-3 deliveries."""
+        return self._webhook_repeat
+
+    @webhook_repeat.setter
+    def webhook_repeat(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+            raise ValueError("webhook_repeat must be an integer from 1 to 10")
+        self._webhook_repeat = value
 
     # --- inspection ----------------------------------------------------------------
 
@@ -201,15 +400,83 @@ class IlertState(FaultInjector):
                 counts[alert.status] = counts.get(alert.status, 0) + 1
             return counts
 
-    def reset(self) -> None:
-        """Forget events, alerts and faults; keep the configuration."""
+    def webhooks(self) -> list[WebhookDelivery]:
+        """Webhook deliveries made so far, in the order they were sent."""
         with self._lock:
+            return list(self._webhooks)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no webhook is queued or in flight; False if ``timeout`` ran out."""
+        with self._webhook_cond:
+            return self._webhook_cond.wait_for(
+                lambda: not self._webhook_queue and not self._webhook_in_flight, timeout
+            )
+
+    def reset(self) -> None:
+        """Forget events, alerts, webhooks and faults; keep the configuration.
+
+        Queued webhooks are dropped; one already in flight finishes (bounded by
+        ``webhook_timeout``) but is not recorded.
+        """
+        with self._webhook_cond:
             self._events.clear()
             self._alerts.clear()
             self._open.clear()
             self._windows.clear()
+            self._webhooks.clear()
+            self._webhook_queue.clear()
+            self._webhook_generation += 1
             self.rate_limit = None
             self.clear_faults()
+            self._webhook_cond.notify_all()
+
+    # --- people acting in ilert ------------------------------------------------------
+
+    def accept(
+        self, alert_key: str, by: str | Mapping[str, Any] = "jdoe", *, integration_key: str | None = None
+    ) -> Alert:
+        """A person accepts (acknowledges) the open alert with this key in ilert's UI.
+
+        Allowed only from PENDING. Raises NoOpenAlertError (a KeyError) when no alert
+        with the key is open, TransitionNotAllowedError (a ValueError) when it is
+        already accepted, ValueError for a malformed ``by``. Returns a copy.
+        """
+        return self._person_action(alert_key, by, ACCEPTED, integration_key)
+
+    def resolve(
+        self, alert_key: str, by: str | Mapping[str, Any] = "jdoe", *, integration_key: str | None = None
+    ) -> Alert:
+        """A person resolves the open (PENDING or ACCEPTED) alert with this key."""
+        return self._person_action(alert_key, by, RESOLVED, integration_key)
+
+    def _person_action(
+        self, alert_key: str, by: str | Mapping[str, Any], status: str, integration_key: str | None
+    ) -> Alert:
+        person = _person(by)
+        folded = _fold(alert_key)
+        with self._lock:
+            # The newest open alert with the key: one per integration key can be open.
+            candidates = [
+                alert
+                for (ikey, key), alert in self._open.items()
+                if key == folded and (integration_key is None or ikey == integration_key)
+            ]
+            if not candidates:
+                raise NoOpenAlertError(f"no open alert with key {alert_key!r}")
+            alert = max(candidates, key=lambda a: a.id)
+            allowed = (PENDING,) if status == ACCEPTED else (PENDING, ACCEPTED)
+            if alert.status not in allowed:
+                verb = "accept" if status == ACCEPTED else "resolve"
+                raise TransitionNotAllowedError(
+                    f"cannot {verb} alert {alert.id} ({alert.key}): it is {alert.status}"
+                )
+            if status == ACCEPTED:
+                alert.accepted_by = person
+            else:
+                alert.resolved_by = person
+            alert.assigned_to = dict(person)
+            self._set_status(alert, status)
+            return alert._copy()
 
     # --- faults ----------------------------------------------------------------------
 
@@ -323,6 +590,7 @@ class IlertState(FaultInjector):
             if existing is not None:
                 existing.history.append("ALERT")
                 return 202, self._success(existing, base_url, "INCIDENT_UPDATED"), {}
+        details = body.get("details")
         self._last_alert_id += 1
         alert = Alert(
             id=self._last_alert_id,
@@ -333,14 +601,19 @@ class IlertState(FaultInjector):
             priority=str(priority),
             history=["ALERT"],
             created_event=copy.deepcopy(body),
+            details=details if isinstance(details, str) else "",
+            report_time=_report_time(datetime.now(timezone.utc)),
         )
         self._alerts.append(alert)
-        if alert_key is not None:
-            self._open[(ikey, _fold(alert_key))] = alert
+        self._set_status(alert, PENDING)  # creation is a status change too
         return 202, self._success(alert, base_url, "NEW_INCIDENT_CREATED"), {}
 
     def _set_status(self, alert: Alert, status: str) -> None:
-        """The one place an alert changes status, so reactions to it live here too."""
+        """The one place an alert changes status, so reactions to it live here too.
+
+        Called with the lock held, for a new alert (PENDING) and for every real
+        change; it queues the webhook, which the delivery thread sends later.
+        """
         alert.status = status
         if alert.key is not None:
             slot = (alert.integration_key, _fold(alert.key))
@@ -348,6 +621,90 @@ class IlertState(FaultInjector):
                 self._open[slot] = alert
             elif self._open.get(slot) is alert:
                 del self._open[slot]
+        self._queue_webhook(alert)
+
+    # --- the webhook alert action ------------------------------------------------------
+
+    def webhook_body(self, alert: Alert) -> dict[str, Any]:
+        """ilert's default webhook body for ``alert`` as it is now."""
+        with self._lock:
+            style = self.webhook_event_style
+            return {
+                "id": alert.id if style == "incident" else str(alert.id),
+                "status": alert.status,
+                "summary": alert.summary,
+                "details": alert.details,
+                "reportTime": alert.report_time,
+                "eventType": WEBHOOK_EVENT_TYPES[style][alert.status],
+                "priority": alert.priority,
+                "alertKey": alert.key,
+                "alertSource": copy.deepcopy(self.alert_source),
+                "assignedTo": copy.deepcopy(alert.assigned_to),
+            }
+
+    def _queue_webhook(self, alert: Alert) -> None:
+        """Snapshot the webhook now (ilert builds it when the alert changes) and queue it."""
+        url = self.webhook_url
+        if not url:
+            return
+        job = _WebhookJob(
+            generation=self._webhook_generation,
+            alert_key=alert.key,
+            status=alert.status,
+            body=self.webhook_body(alert),
+            url=url,
+            headers=dict(self.webhook_headers),
+            auth=self.webhook_auth,
+            timeout=self.webhook_timeout,
+        )
+        with self._webhook_cond:
+            self._webhook_queue.extend([job] * self.webhook_repeat)
+            worker = self._webhook_worker
+            if worker is None or not worker.is_alive():
+                worker = threading.Thread(
+                    target=self._deliver_webhooks, name="sim-ilert-webhooks", daemon=True
+                )
+                self._webhook_worker = worker
+                worker.start()  # under the lock, so it cannot exit before it is recorded
+            self._webhook_cond.notify_all()
+
+    def _deliver_webhooks(self) -> None:
+        """The one delivery thread: sends queued webhooks in order, then exits when idle."""
+        while True:
+            with self._webhook_cond:
+                if not self._webhook_queue:
+                    if self._webhook_worker is threading.current_thread():
+                        self._webhook_worker = None
+                    self._webhook_cond.notify_all()
+                    return
+                job = self._webhook_queue.popleft()
+                self._webhook_in_flight = True
+            status_code: int | None = None
+            error: str | None = None
+            try:
+                answer = requests.post(
+                    job.url, json=job.body, headers=job.headers, auth=job.auth, timeout=job.timeout
+                )
+                status_code = answer.status_code
+                answer.close()
+            except Exception as exc:  # recorded, never retried: the thread must go on
+                error = f"{type(exc).__name__}: {exc}"
+            finally:
+                with self._webhook_cond:
+                    self._webhook_in_flight = False
+                    if job.generation == self._webhook_generation:
+                        self._webhooks.append(
+                            WebhookDelivery(
+                                seq=len(self._webhooks) + 1,
+                                at=time.monotonic(),
+                                alert_key=job.alert_key,
+                                status=job.status,
+                                status_code=status_code,
+                                body=job.body,
+                                error=error,
+                            )
+                        )
+                    self._webhook_cond.notify_all()
 
     def _success(self, alert: Alert, base_url: str, code: str) -> dict[str, Any]:
         base = (self.public_url or base_url).rstrip("/")
@@ -373,9 +730,42 @@ class IlertState(FaultInjector):
         return None
 
     def _configure(self, data: Mapping[str, Any]) -> None:
-        unknown = set(data) - {"integration_keys", "public_url"}
+        allowed = {
+            "integration_keys",
+            "public_url",
+            "webhook_url",
+            "webhook_headers",
+            "webhook_auth",
+            "webhook_event_style",
+            "webhook_repeat",
+            "webhook_timeout",
+        }
+        unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
+        changes: dict[str, Any] = {}
+        if "webhook_url" in data:
+            if data["webhook_url"] is not None and not isinstance(data["webhook_url"], str):
+                raise ValueError("webhook_url must be a string or null")
+            changes["webhook_url"] = data["webhook_url"] or None
+        if "webhook_headers" in data:
+            changes["webhook_headers"] = _webhook_headers(data["webhook_headers"])
+        if "webhook_auth" in data:
+            changes["webhook_auth"] = _webhook_auth(data["webhook_auth"])
+        if "webhook_event_style" in data:
+            if data["webhook_event_style"] not in WEBHOOK_STYLES:
+                raise ValueError(f"webhook_event_style must be one of {WEBHOOK_STYLES}")
+            changes["webhook_event_style"] = data["webhook_event_style"]
+        if "webhook_repeat" in data:
+            repeat = data["webhook_repeat"]
+            if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10:
+                raise ValueError("webhook_repeat must be an integer from 1 to 10")
+            changes["webhook_repeat"] = repeat
+        if "webhook_timeout" in data:
+            timeout = data["webhook_timeout"]
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise ValueError("webhook_timeout must be a positive number")
+            changes["webhook_timeout"] = float(timeout)
         keys = data.get("integration_keys")
         if "integration_keys" in data and (
             not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
@@ -389,6 +779,22 @@ class IlertState(FaultInjector):
                 self.integration_keys = set(keys)
             if "public_url" in data:
                 self.public_url = url
+            for key, value in changes.items():
+                setattr(self, key, value)
+
+    def config_json(self) -> dict[str, Any]:
+        """Configuration as JSON, without secrets: header values and password stay out."""
+        with self._lock:
+            return {
+                "integration_keys": sorted(self.integration_keys),
+                "public_url": self.public_url,
+                "webhook_url": self.webhook_url,
+                "webhook_headers": sorted(self.webhook_headers),
+                "webhook_auth": self.webhook_auth is not None,
+                "webhook_event_style": self.webhook_event_style,
+                "webhook_repeat": self.webhook_repeat,
+                "webhook_timeout": self.webhook_timeout,
+            }
 
 
 def _parse_body(raw: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -402,7 +808,9 @@ def _parse_body(raw: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     return None, {"_raw": raw[:2000].decode("utf-8", "replace")}
 
 
-def _sim_json() -> Mapping[str, Any]:
+def _sim_json(*, optional: bool = False) -> Mapping[str, Any]:
+    if optional and not request.get_data():
+        return {}
     data = request.get_json(silent=True)
     if not isinstance(data, Mapping):
         raise ValueError("body must be a JSON object")
@@ -472,7 +880,44 @@ def create_ilert_simulator(state: IlertState | None = None) -> Flask:
     @app.post("/_sim/config")
     def sim_config() -> Response:
         sim._configure(_sim_json())
-        return json_response({"integration_keys": sorted(sim.integration_keys), "public_url": sim.public_url})
+        return json_response(sim.config_json())
+
+    @app.get("/_sim/webhooks")
+    def sim_webhooks() -> Response:
+        return json_response([w.to_json() for w in sim.webhooks()])
+
+    @app.post("/_sim/webhooks/wait_idle")
+    def sim_webhooks_wait_idle() -> Response:
+        timeout = _sim_json(optional=True).get("timeout", 5.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 60:
+            raise ValueError("timeout must be a number of seconds up to 60")
+        return json_response({"idle": sim.wait_idle(float(timeout))})
+
+    def person_action(alert_key: str, action: str) -> Response:
+        data = _sim_json(optional=True)
+        unknown = set(data) - {"by", "integration_key"}
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}")
+        by = data.get("by", "jdoe")
+        ikey = data.get("integration_key")
+        if ikey is not None and not isinstance(ikey, str):
+            raise ValueError("integration_key must be a string or null")
+        act = sim.accept if action == "accept" else sim.resolve
+        try:
+            alert = act(alert_key, by, integration_key=ikey)
+        except NoOpenAlertError as exc:
+            return json_response({"error": str(exc)}, 404)
+        except TransitionNotAllowedError as exc:
+            return json_response({"error": str(exc)}, 409)
+        return json_response(alert.to_json())
+
+    @app.post("/_sim/alerts/<path:alert_key>/accept")
+    def sim_accept(alert_key: str) -> Response:
+        return person_action(alert_key, "accept")
+
+    @app.post("/_sim/alerts/<path:alert_key>/resolve")
+    def sim_resolve(alert_key: str) -> Response:
+        return person_action(alert_key, "resolve")
 
     return app
 

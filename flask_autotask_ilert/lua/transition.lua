@@ -1,0 +1,28 @@
+-- Compare-and-set one ticket's mapping and queue the work the change creates.
+--
+-- Used where the decision needs more than the stored state (an ilert webhook
+-- also looks at the ticket's last known class): Python reads the mapping,
+-- decides with the pure table, and this script applies the decision only if
+-- the mapping is still what was read. Otherwise nothing happens and the caller
+-- reads again, so two webhooks can never both act on the same state.
+--
+-- KEYS[1] mapping   KEYS[2] queue   KEYS[3] ready
+-- ARGV[1] the value read ("" = there was none)   ARGV[2] the new value
+-- ARGV[3] event JSON ("" = none)   ARGV[4] queue member   ARGV[5] now (ms)
+-- ARGV[6] retention of a RESOLVED mapping (ms, "" = keep the current expiry)
+-- Returns 1 if applied, 0 if the mapping changed since it was read.
+
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then
+  return 0
+end
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
+end
+return 1

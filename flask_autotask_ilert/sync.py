@@ -1,0 +1,102 @@
+"""What one ilert webhook does: find the ticket, apply the sync table, queue the ticket write.
+
+No Flask here. The mapping changes *before* the ticket write is queued, and in
+the same atomic step, so the callout Autotask fires for the bridge's own edit
+finds the new state and does nothing, and so does the webhook ilert fires for
+the bridge's own ACCEPT/RESOLVE events: no loops, by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .alerts import ALERT_KEY_PREFIX
+from .config import Settings, SourceConfig, SyncSettings
+from .errors import StoreUnavailable
+from .lifecycle import IlertStatus, State, SyncAction, sync_transition
+from .schemas import AlertWebhook
+from .store import Store, TicketMapping, dumps_event
+
+logger = logging.getLogger("flask_autotask_ilert")
+
+_ALERT_KEY = re.compile(rf"^\s*{re.escape(ALERT_KEY_PREFIX)}(\d{{1,16}})\s*$", re.IGNORECASE)
+#: Attempts at the compare-and-set before giving up with a 503 (only under heavy contention).
+CAS_ATTEMPTS = 8
+
+
+def ticket_of(alert_key: str | None) -> int | None:
+    """The ticket id in an alert key we made (ilert trims and case-folds keys)."""
+    match = _ALERT_KEY.match(alert_key or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    ticket: int | None
+    action: str  # a SyncAction value, or "ignored"
+    state: State | None
+
+    @property
+    def http_status(self) -> int:
+        return 202 if self.action in (SyncAction.ACCEPT_TICKET, SyncAction.RESOLVE_TICKET) else 200
+
+    def body(self) -> dict[str, object]:
+        return {
+            "ticket": self.ticket,
+            "action": self.action,
+            "state": self.state.value if self.state else None,
+        }
+
+
+def _note(template: str, sync: SyncSettings, webhook: AlertWebhook) -> str:
+    when = (webhook.reported_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return template.format(
+        who=webhook.who, when=when, alert_id=webhook.alert_id or "?", alert_url=webhook.url or ""
+    )
+
+
+def handle_webhook(
+    settings: Settings, store: Store, source: SourceConfig, webhook: AlertWebhook
+) -> WebhookAnswer:
+    """Apply the ilert -> Autotask table to one webhook (idempotent; repeats change nothing)."""
+    assert source.sync is not None
+    ticket = ticket_of(webhook.alert_key)
+    if ticket is None:
+        store.count("webhooks_not_ours")
+        return WebhookAnswer(None, "ignored", None)
+    status = IlertStatus(webhook.status)
+    for _ in range(CAS_ATTEMPTS):
+        mapping = store.mapping(source.name, ticket)
+        if mapping is None:
+            store.count("webhooks_not_ours")
+            return WebhookAnswer(ticket, "ignored", None)
+        change = sync_transition(mapping.state, mapping.status_class, status)
+        if not change.writes_ticket:
+            return WebhookAnswer(ticket, SyncAction.NOTHING.value, mapping.state)
+        accept = change.action is SyncAction.ACCEPT_TICKET
+        sync = source.sync
+        event = {
+            "id": uuid.uuid4().hex,
+            "target": "ticket",
+            "action": change.action.value,
+            "source": source.name,
+            "ticket": ticket,
+            "status_label": (sync.accept_status if accept else sync.resolve_status)
+            if change.set_status
+            else None,
+            "note_title": _note(sync.note_title, sync, webhook),
+            "note_text": _note(sync.accept_note if accept else sync.resolve_note, sync, webhook),
+            "by": webhook.who,
+            "alert_id": webhook.alert_id,
+            "queued_at": store.now_ms(),
+            "attempts": 0,
+        }
+        new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
+        retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
+        if store.compare_and_set(source.name, ticket, mapping, new, dumps_event(event), retention):
+            return WebhookAnswer(ticket, change.action.value, change.new_state)
+    raise StoreUnavailable("the ticket's mapping kept changing; try again")
