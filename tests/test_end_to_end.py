@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -234,3 +235,86 @@ def test_sigkill_of_a_gunicorn_worker_mid_burst_loses_no_answered_callout(deploy
     assert answered, "no callout got through at all"
     wait_until(lambda: all(f"autotask-{t}" in received(deployment) for t in answered), 60,
                what="an alert for every answered callout")
+
+
+WEBHOOK_TOKEN = "e2e-webhook-token-0123456789abcdef"
+
+
+@pytest.fixture
+def bidirectional(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
+    with Deployment(
+        redis_url=redis_server,
+        redis_prefix=redis_prefix,
+        workdir=tmp_path,
+        root=ROOT,
+        extra_env={
+            "AUTOTASK_ILERT_BIDIRECTIONAL": "1",
+            "AUTOTASK_ILERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3",
+        },
+    ) as running:
+        running.ilert.webhook_url = f"{running.base_url}/autotask-ilert/ilert/{WEBHOOK_TOKEN}"
+        yield running
+
+
+def test_both_directions_with_echoes_and_no_loops(bidirectional: Deployment) -> None:
+    d = bidirectional
+    d.start(workers=1)
+    tickets = [d.autotask.create_ticket(f"Site {n} down", priority_label="High")[0]["id"] for n in range(20)]
+    wait_until(lambda: len(d.ilert.alerts()) == 20, 30, what="20 alerts")
+    d.ilert.wait_idle(5)
+
+    accepted, completed_in_autotask, untouched = tickets[:10], tickets[10:15], tickets[15:]
+    resolved_in_ilert = accepted[:5]
+    for tid in accepted:
+        d.ilert.accept(f"autotask-{tid}", by="jdoe")
+    for tid in resolved_in_ilert:
+        d.ilert.resolve(f"autotask-{tid}", by="jdoe")
+    for tid in completed_in_autotask:
+        d.autotask.set_status(tid, "Complete")
+
+    def settled() -> bool:
+        return (
+            all(d.autotask.status_label(t) == "In Progress" for t in accepted[5:])
+            and all(d.autotask.status_label(t) == "Complete" for t in resolved_in_ilert)
+            and all(len(d.autotask.notes(t)) == 2 for t in resolved_in_ilert)
+            and all(d.ilert.alert_for(f"autotask-{t}").status == "RESOLVED"  # type: ignore[union-attr]
+                    for t in completed_in_autotask)
+        )
+
+    wait_until(settled, 60, what="both sides to settle")
+    d.ilert.wait_idle(5)
+    d.autotask.wait_idle(5)
+    time.sleep(1.0)  # let the last echoes reach the bridge and be found to be no-ops
+    ilert_before, autotask_before = len(d.ilert.events()), len(d.autotask.calls())
+    webhooks_before, callouts_before = len(d.ilert.webhooks()), len(d.autotask.callouts())
+
+    # Exactly one PATCH per change a person made in ilert, none for changes made in Autotask.
+    patched = [c.json_body["id"] for c in d.autotask.calls_matching("PATCH") if c.status_code == 200]
+    assert sorted(patched) == sorted(accepted + resolved_in_ilert)
+    assert d.autotask.calls_matching("PUT") == []
+    for tid in tickets:
+        expected_notes = 2 if tid in resolved_in_ilert else 1 if tid in accepted else 0
+        assert len(d.autotask.notes(tid)) == expected_notes, tid
+    assert "Jane Doe (jdoe)" in d.autotask.notes(accepted[0])[0]["description"]
+
+    expected = {
+        **{t: ("In Progress", "ACCEPTED") for t in accepted[5:]},
+        **{t: ("Complete", "RESOLVED") for t in resolved_in_ilert},
+        **{t: ("Complete", "RESOLVED") for t in completed_in_autotask},
+        **{t: ("New", "PENDING") for t in untouched},
+    }
+    for tid, (ticket_status, alert_status) in expected.items():
+        alert = d.ilert.alert_for(f"autotask-{tid}")
+        assert d.autotask.status_label(tid) == ticket_status, tid
+        assert alert is not None and alert.status == alert_status, tid
+    assert len(d.ilert.alerts()) == 20  # no alert was ever created twice
+
+    # The bridge sent ilert only what people did in Autotask: 20 ALERTs and 5 RESOLVEs.
+    sent = [e.body["eventType"] for e in d.ilert.events()]
+    assert sorted(sent) == sorted(["ALERT"] * 20 + ["RESOLVE"] * 5)
+
+    # Then silence, both ways.
+    time.sleep(5)
+    assert (len(d.ilert.events()), len(d.autotask.calls())) == (ilert_before, autotask_before)
+    assert (len(d.ilert.webhooks()), len(d.autotask.callouts())) == (webhooks_before, callouts_before)

@@ -17,6 +17,8 @@ from flask import Flask, render_template
 from flask_autotask_ilert import AutotaskIlert, StoreUnavailable, get_bridge
 from flask_autotask_ilert.config import from_env
 
+from .activity import ActivityLog
+
 bridge = AutotaskIlert()
 
 
@@ -27,6 +29,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))  # no-op if the host set logging up
     bridge.init_app(app)
+    activity = ActivityLog()
+    activity.connect(app)
+    app.extensions["portal_activity"] = activity
 
     @app.get("/")
     def home() -> str:
@@ -51,6 +56,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 embedded=state.settings.embedded_worker,
             ),
             code,
+        )
+
+    @app.get("/activity")
+    def bridge_activity() -> str:
+        return render_template(
+            "activity.html", name=app.config["PORTAL_NAME"], entries=activity.entries()
         )
 
     return app
