@@ -272,3 +272,36 @@ def test_dead_letters_never_hold_secrets_even_from_autotask(
     text = json.dumps(get_bridge(app).store.dead_letters())
     for secret in ("at-SECRET-value-9", "AT-CODE-SECRET", INTEGRATION_KEY, TOKEN):
         assert secret not in text
+
+
+def test_embedded_worker_delivers_and_never_keeps_the_process_alive(tmp_path: Any) -> None:
+    """The embedded worker starts with the first request and delivers from the web process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "embedded.py"
+    script.write_text(
+        "import time\n"
+        "from flask import Flask\n"
+        "from flask_autotask_ilert import AutotaskIlert\n"
+        "from flask_autotask_ilert.testing.ilert_sim import IlertState, create_ilert_simulator\n"
+        "from flask_autotask_ilert.testing.servers import ServerThread\n"
+        "state = IlertState()\n"
+        "sim = ServerThread(create_ilert_simulator(state)).start()\n"
+        "app = Flask('embedded')\n"
+        "app.config.update(AUTOTASK_ILERT_CALLOUT_TOKEN='t' * 20, AUTOTASK_ILERT_ILERT_INTEGRATION_KEY='k',\n"
+        "                  AUTOTASK_ILERT_ILERT_API_URL=sim.url, AUTOTASK_ILERT_EMBEDDED_WORKER=True,\n"
+        "                  AUTOTASK_ILERT_WORKER_POLL_SECONDS=0.02)\n"
+        "AutotaskIlert(app)\n"
+        "r = app.test_client().post('/autotask-ilert/callout/' + 't' * 20, data='id=3&status=New',\n"
+        "                           content_type='application/x-www-form-urlencoded')\n"
+        "deadline = time.time() + 10\n"
+        "while not state.events() and time.time() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "print(r.status_code, [e.body['eventType'] for e in state.events()])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "202 ['ALERT']"
