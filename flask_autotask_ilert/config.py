@@ -63,6 +63,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("RESOLVED_RETENTION_DAYS", 30.0, float,
            "How long a RESOLVED mapping is kept so late or echoed callouts stay no-ops."),
     Option("RETRY_AFTER_SECONDS", 5, int, "Retry-After sent with a 503 when Redis is unreachable."),
+    Option("AUDIT_ENTRIES", 10, int,
+           "Records kept in each ticket's audit trail (callouts, webhooks, deliveries); 0 = none."),
+    Option("AUDIT_REJECT_HOURS", 24.0, float,
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept."),
     Option("SOURCES", None, "json",
            "Alert sources by name: a mapping of name -> per-source options (lower-case names)."),
     Option("SOURCES_FILE", None, str,
@@ -327,6 +331,8 @@ class Settings:
     max_body_bytes: int
     resolved_retention_ms: int
     retry_after_seconds: int
+    audit_entries: int
+    audit_reject_ms: int
     worker_threads: int
     worker_lease_ms: int
     worker_poll_seconds: float
@@ -560,6 +566,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
     for name in positive:
         _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
     _require(get("ENRICH_ATTEMPTS") >= 1, f"{PREFIX}ENRICH_ATTEMPTS must be >= 1")
+    _require(0 <= get("AUDIT_ENTRIES") <= 100, f"{PREFIX}AUDIT_ENTRIES must be 0-100")
+    _require(get("AUDIT_REJECT_HOURS") > 0, f"{PREFIX}AUDIT_REJECT_HOURS must be > 0")
 
     _require(get("AUTOTASK_CONCURRENCY") >= 1, f"{PREFIX}AUTOTASK_CONCURRENCY must be >= 1")
     _require(0 < get("AUTOTASK_THRESHOLD_SHARE") <= 1,
@@ -575,6 +583,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         max_body_bytes=get("MAX_BODY_BYTES"),
         resolved_retention_ms=int(get("RESOLVED_RETENTION_DAYS") * 86_400_000),
         retry_after_seconds=get("RETRY_AFTER_SECONDS"),
+        audit_entries=get("AUDIT_ENTRIES"),
+        audit_reject_ms=int(get("AUDIT_REJECT_HOURS") * 3_600_000),
         worker_threads=get("WORKER_THREADS"),
         worker_lease_ms=int(get("WORKER_LEASE_SECONDS") * 1000),
         worker_poll_seconds=get("WORKER_POLL_SECONDS"),

@@ -60,7 +60,13 @@ class Bridge:
         self.settings = settings
         self._app = weakref.ref(app) if app is not None else None
         self.clock = clock
-        self.store = Store(_redis_factory(settings), settings.redis_prefix, clock)
+        self.store = Store(
+            _redis_factory(settings),
+            settings.redis_prefix,
+            clock,
+            audit_entries=settings.audit_entries,
+            reject_audit_ms=settings.audit_reject_ms,
+        )
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._ilert: dict[str, IlertClient] = {}

@@ -8,7 +8,8 @@ never answered 2xx).
 
 Layout (every key under the configured prefix):
 
-``map:<source>:<ticket>``   "STATE|CLASS|LAST_ACTIVITY_US", RESOLVED ones expire
+``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US", ``a`` audit
+                            trail (newest first, capped); RESOLVED ones expire
 ``q:<source>:<ticket>``     the ticket's undelivered events, oldest first
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
@@ -35,9 +36,22 @@ import redis
 from .errors import StoreUnavailable
 from .lifecycle import Action, State, StatusClass, Transition
 
+_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore")
+#: Scripts that write a ticket's audit trail get the shared helper prepended.
+_WITH_AUDIT = frozenset({"callout", "finish", "transition"})
+
 
 def _script_text(name: str) -> str:
-    return resources.files(__package__).joinpath("lua").joinpath(name).read_text(encoding="utf-8")
+    folder = resources.files(__package__).joinpath("lua")
+    text = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name in _WITH_AUDIT:
+        text = folder.joinpath("_audit.lua").read_text(encoding="utf-8") + "\n" + text
+    return text
+
+
+def audit_text(text: str) -> str:
+    """One line of an audit record: no newlines, bounded length."""
+    return " ".join(str(text).split())[:200]
 
 
 @dataclass(frozen=True)
@@ -148,8 +162,12 @@ class Store:
         client_factory: Callable[[], redis.Redis],
         prefix: str,
         clock: Callable[[], float],
+        audit_entries: int = 10,
+        reject_audit_ms: int = 86_400_000,
     ) -> None:
         self.keys = Keys(prefix)
+        self.audit_entries = audit_entries
+        self.reject_audit_ms = reject_audit_ms
         self._factory = client_factory
         self._clock = clock
         self._lock = threading.Lock()
@@ -167,8 +185,7 @@ class Store:
                 if self._client is None or self._pid != pid:
                     client = self._factory()
                     self._scripts = {
-                        name: client.register_script(_script_text(f"{name}.lua"))
-                        for name in ("callout", "claim", "finish", "pace", "transition", "semaphore")
+                        name: client.register_script(_script_text(name)) for name in _SCRIPTS
                     }
                     self._client, self._pid = client, pid
         return self._client
@@ -202,6 +219,7 @@ class Store:
         events: Mapping[Action, str],
         last_activity_us: int | None,
         retention_ms: int,
+        status_label: str = "",
     ) -> CalloutOutcome:
         """Evaluate the column against the stored state and queue its event: one round trip."""
         args: list[str | int] = [
@@ -214,16 +232,24 @@ class Store:
         for state in _STATE_ORDER:
             cell = column[state]
             args += [cell.action.value, cell.new_state.value, events.get(cell.action, "")]
+        args += [
+            self._audit_prefix(f"callout {status_label!r}:") if self.audit_entries else "",
+            self.audit_entries,
+            self.reject_audit_ms,
+        ]
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
         with self._guard():
             action, previous, new = self._script("callout")(keys=keys, args=args)
         return CalloutOutcome(_text(action), State(_text(previous)), State(_text(new)))
 
+    def _audit_prefix(self, text: str) -> str:
+        return f"{self.now_ms() // 1000}|{audit_text(text)}"
+
     def mapping(self, source: str, ticket: int) -> TicketMapping | None:
         key = self.keys.mapping(source, ticket)
         with self._guard():
             pipe = self.client.pipeline(transaction=False)
-            pipe.get(key)
+            pipe.hget(key, "s")
             pipe.pttl(key)
             raw, ttl = pipe.execute()
         if raw is None:
@@ -238,6 +264,7 @@ class Store:
         new: TicketMapping,
         event: str | None,
         retention_ms: int | None,
+        audit: str = "",
     ) -> bool:
         """Store ``new`` (and queue ``event``) only if the mapping is still ``expected``."""
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
@@ -248,9 +275,23 @@ class Store:
             member(source, ticket),
             self.now_ms(),
             "" if retention_ms is None else retention_ms,
+            self._audit_prefix(audit) if audit and self.audit_entries else "",
+            self.audit_entries,
         ]
         with self._guard():
             return bool(self._script("transition")(keys=keys, args=args))
+
+    def audit(self, source: str, ticket: int) -> list[tuple[int, str]]:
+        """The ticket's audit trail, newest first: (unix seconds, what happened)."""
+        with self._guard():
+            raw = self.client.hget(self.keys.mapping(source, ticket), "a")
+        if raw is None:
+            return []
+        records = []
+        for line in _text(raw).split("\n"):
+            stamp, _, text = line.partition("|")
+            records.append((int(stamp), text))
+        return records
 
     def count(self, counter: str, amount: int = 1) -> None:
         with self._guard():
@@ -295,6 +336,7 @@ class Store:
         dead_record: Mapping[str, Any] | None = None,
         replace_head: Mapping[str, Any] | None = None,
         keep_lease: bool = False,
+        audit: str = "",
     ) -> bool:
         """Pop (or replace) the claimed head, hand the queue back; False if the lease was lost."""
         event_id = claim.head["id"] if claim.head else ""
@@ -305,6 +347,7 @@ class Store:
                     self.keys.ready,
                     self.keys.leases,
                     self.keys.dead,
+                    self.keys.mapping(claim.source, claim.ticket),
                 ],
                 args=[
                     claim.member,
@@ -314,6 +357,8 @@ class Store:
                     _dumps(dead_record) if dead_record else "",
                     _dumps(replace_head) if replace_head else "",
                     "1" if keep_lease else "",
+                    self._audit_prefix(audit) if audit and self.audit_entries else "",
+                    self.audit_entries,
                 ],
             )
         return bool(owned)

@@ -97,6 +97,12 @@ def handle_webhook(
         }
         new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
-        if store.compare_and_set(source.name, ticket, mapping, new, dumps_event(event), retention):
+        audit = (
+            f"webhook {status.value} by {webhook.who}: {change.action.value} "
+            f"{mapping.state.value}>{change.new_state.value}"
+        )
+        if store.compare_and_set(
+            source.name, ticket, mapping, new, dumps_event(event), retention, audit=audit
+        ):
             return WebhookAnswer(ticket, change.action.value, change.new_state)
     raise StoreUnavailable("the ticket's mapping kept changing; try again")

@@ -220,7 +220,8 @@ class Worker:
         return self._delivered(claim, event, "ticket updated")
 
     def _delivered(self, claim: Claim, event: dict[str, Any], outcome: str) -> str:
-        self.store.finish(claim)
+        tries = int(event.get("attempts", 0)) + 1
+        self.store.finish(claim, audit=f"{_what(event)} delivered ({outcome}, try {tries})")
         with self._count_lock:
             self.delivered += 1
         latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
@@ -346,8 +347,12 @@ class Worker:
             delay,
             reason,
         )
-        self.store.finish(claim, next_at_ms=self.store.now_ms() + int(delay * 1000),
-                          replace_head=event)
+        self.store.finish(
+            claim,
+            next_at_ms=self.store.now_ms() + int(delay * 1000),
+            replace_head=event,
+            audit=f"{_what(event)} failed (try {attempts}), next in {delay:.0f}s: {reason}",
+        )
         return "retry"
 
     def _dead(self, claim: Claim, event: dict[str, Any], status: int | None, reason: str) -> str:
@@ -365,7 +370,7 @@ class Worker:
             "reason": reason,
             "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
         }
-        self.store.finish(claim, dead_record=record)
+        self.store.finish(claim, dead_record=record, audit=f"{_what(event)} dead-lettered: {reason}")
         signals.send(
             signals.delivery_failed,
             self.bridge.sender,
@@ -377,6 +382,11 @@ class Worker:
             reason=reason,
         )
         return "dead"
+
+
+def _what(event: dict[str, Any]) -> str:
+    """How the audit trail names an event: "ilert create", "ticket accept-ticket"."""
+    return f"{event.get('target')} {event.get('action')}"
 
 
 class _Deferred(Exception):

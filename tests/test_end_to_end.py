@@ -133,7 +133,7 @@ def test_random_status_walks_end_exactly_as_the_lifecycle_says(deployment: Deplo
     store = redis.Redis.from_url(deployment.redis_url, decode_responses=True)
     prefix = deployment.redis_prefix
     for tid, (_, state, _) in expected.items():
-        raw = store.get(f"{prefix}map:default:{tid}")
+        raw = store.hget(f"{prefix}map:default:{tid}", "s")
         assert (raw.split("|")[0] if raw else "NONE") == state, tid
     wait_until(lambda: store.zcard(f"{prefix}ready") == 0, 10, what="an empty queue")
     assert store.llen(f"{prefix}dead") == 0

@@ -213,3 +213,61 @@ def test_fifty_concurrent_identical_callouts_create_one_alert(redis_server: str,
     assert sum(a.http_status == 200 for a in answers) == 49
     queued = stores[0].queued("default", 4242)
     assert [json.loads(dumps_event(e))["action"] for e in queued] == ["create"]
+
+
+# -- audit trail -------------------------------------------------------------------------------------
+
+
+def test_audit_trail_records_callouts_newest_first(store: Store) -> None:
+    apply(store, 20, StatusClass.NEW)
+    apply(store, 20, StatusClass.NEW)
+    apply(store, 20, StatusClass.CLOSED)
+    texts = [text for _, text in store.audit("default", 20)]
+    assert [t.split(": ", 1)[1] for t in texts] == [
+        "resolve PENDING>RESOLVED",
+        "nothing PENDING>PENDING",
+        "create NONE>PENDING",
+    ]
+    assert all(stamp == int(store.now_ms() // 1000) for stamp, _ in store.audit("default", 20))
+
+
+def test_audit_trail_is_capped(make_store: Callable[[], Store], clock: Clock) -> None:
+    store = make_store()
+    store.audit_entries = 3
+    for _ in range(6):
+        apply(store, 21, StatusClass.OTHER)
+    assert len(store.audit("default", 21)) == 3
+
+
+def test_a_rejected_ticket_is_audited_but_not_tracked(store: Store) -> None:
+    apply(store, 22, StatusClass.WAITING)
+    apply(store, 22, StatusClass.CLOSED)
+    assert store.mapping("default", 22) is None
+    assert [t.split(": ", 1)[1] for _, t in store.audit("default", 22)] == ["reject NONE", "reject NONE"]
+    assert apply(store, 22, StatusClass.NEW)[0] == "create"  # the audit does not count as an alert
+    mapping = store.mapping("default", 22)
+    assert mapping is not None and mapping.ttl_ms is None  # tracked now: the short expiry is gone
+
+
+def test_no_audit_when_turned_off(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.audit_entries = 0
+    apply(store, 23, StatusClass.NEW)
+    apply(store, 24, StatusClass.CLOSED)
+    assert store.audit("default", 23) == [] and store.audit("default", 24) == []
+    assert store.mapping("default", 23) is not None
+
+
+def test_deliveries_are_audited_on_the_ticket(store: Store) -> None:
+    apply(store, 25, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    store.finish(claim, audit="ilert create delivered")
+    assert store.audit("default", 25)[0][1] == "ilert create delivered"
+
+
+def test_finish_never_recreates_a_forgotten_ticket(store: Store) -> None:
+    apply(store, 26, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    store.client.delete(store.keys.mapping("default", 26))
+    store.finish(claim, audit="ilert create delivered")
+    assert store.client.exists(store.keys.mapping("default", 26)) == 0

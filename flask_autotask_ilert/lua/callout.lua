@@ -5,7 +5,7 @@
 -- only picks the cell for the state it finds. The work a transition creates is
 -- queued in the same call, so a transition without its event cannot exist.
 --
--- KEYS[1] mapping   "STATE|CLASS|LAST_ACTIVITY_US"
+-- KEYS[1] ticket    hash: s = "STATE|CLASS|LAST_ACTIVITY_US", a = audit trail
 -- KEYS[2] queue     the ticket's pending events (list, oldest first)
 -- KEYS[3] ready     sorted set: queue member -> time it may next be worked (ms)
 -- ARGV[1] status class of this callout
@@ -15,10 +15,18 @@
 -- ARGV[5] queue member naming this ticket in the ready set
 -- ARGV[6..17] the column: action, new state, event JSON ("" for none) for
 --             NONE, PENDING, ACCEPTED, RESOLVED in that order
+-- ARGV[18] audit record prefix ("" = no audit trail)   ARGV[19] audit entries kept
+-- ARGV[20] how long the audit of a rejected (untracked) ticket is kept (ms)
 -- Returns {action, previous state, new state}.
 
+local function audit(text)
+  if ARGV[18] ~= '' then
+    audit_push(KEYS[1], ARGV[18] .. ' ' .. text, tonumber(ARGV[19]))
+  end
+end
+
 local state, last = 'NONE', ''
-local stored = redis.call('GET', KEYS[1])
+local stored = redis.call('HGET', KEYS[1], 's')
 if stored then
   local class
   state, class, last = string.match(stored, '^([^|]*)|([^|]*)|(.*)$')
@@ -26,6 +34,7 @@ end
 
 local incoming = ARGV[2]
 if incoming ~= '' and last ~= '' and tonumber(incoming) < tonumber(last) then
+  audit('stale ' .. state)
   return {'stale', state, state}
 end
 if incoming == '' or (last ~= '' and tonumber(last) > tonumber(incoming)) then
@@ -36,6 +45,10 @@ local base = ({NONE = 6, PENDING = 9, ACCEPTED = 12, RESOLVED = 15})[state]
 local action, new_state, event = ARGV[base], ARGV[base + 1], ARGV[base + 2]
 
 if action == 'reject' then
+  if ARGV[18] ~= '' and not stored then
+    audit('reject NONE')
+    redis.call('PEXPIRE', KEYS[1], ARGV[20])
+  end
   return {action, state, state}
 end
 
@@ -44,12 +57,11 @@ if event ~= '' then
   redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[5])
 end
 
-local value = new_state .. '|' .. ARGV[1] .. '|' .. incoming
+redis.call('HSET', KEYS[1], 's', new_state .. '|' .. ARGV[1] .. '|' .. incoming)
 if new_state == 'RESOLVED' and state ~= 'RESOLVED' then
-  redis.call('SET', KEYS[1], value, 'PX', ARGV[4])
-elseif new_state == 'RESOLVED' then
-  redis.call('SET', KEYS[1], value, 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], value)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+elseif new_state ~= 'RESOLVED' then
+  redis.call('PERSIST', KEYS[1])
 end
+audit(action .. ' ' .. state .. '>' .. new_state)
 return {action, state, new_state}
