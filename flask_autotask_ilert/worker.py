@@ -27,9 +27,9 @@ from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
 from .http import backoff
 from .ilert import Verdict
-from .lifecycle import Action
+from .lifecycle import Action, SyncAction, status_change_still_wanted
 from .store import Claim
-from .tickets import TicketUpdate, TicketUpdateError
+from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError
 
 if TYPE_CHECKING:
     from .config import SourceConfig
@@ -179,6 +179,12 @@ class Worker:
         updater, client = self.bridge.ticket_updater(source)
         if client is not None:
             self._wait_for_budget(client)
+        if event.get("status_label") and STATUS_STEP not in event.get("done", []):
+            mapping = self.store.mapping(source.name, int(event["ticket"]))
+            if mapping is None or not status_change_still_wanted(
+                SyncAction(event["action"]), mapping.state, mapping.status_class
+            ):
+                event["status_label"] = None  # the ticket moved on meanwhile; only the note
 
         def checkpoint(step: str) -> None:
             event["done"] = [*event.get("done", []), step]

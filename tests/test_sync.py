@@ -611,3 +611,23 @@ def test_delivery_failed_signal(make_app: AppFactory, rsps: responses.RequestsMo
     finally:
         signals.delivery_failed.disconnect(receiver)
     assert [(f["ticket"], f["status"]) for f in failed] == [(7, 404)]
+
+
+def test_a_ticket_completed_meanwhile_is_not_reopened(app: Flask, rsps: responses.RequestsMock) -> None:
+    assert webhook(app, "ACCEPTED").status_code == 202  # queued: In Progress + note
+    callout(app, "Complete")  # before the worker gets to it, someone completes the ticket
+    drain(app)
+    assert patches(rsps) == []  # never put back to In Progress
+    assert len(notes(rsps)) == 1  # the accept is still recorded
+    assert ilert_events(rsps)[-1] == "RESOLVE"
+
+
+def test_status_change_still_wanted_rules() -> None:
+    from flask_autotask_ilert.lifecycle import State, StatusClass, SyncAction, status_change_still_wanted
+
+    accept, resolve = SyncAction.ACCEPT_TICKET, SyncAction.RESOLVE_TICKET
+    assert status_change_still_wanted(accept, State.ACCEPTED, StatusClass.NEW)
+    assert not status_change_still_wanted(accept, State.RESOLVED, StatusClass.CLOSED)
+    assert not status_change_still_wanted(accept, State.ACCEPTED, StatusClass.IN_PROGRESS)
+    assert status_change_still_wanted(resolve, State.RESOLVED, StatusClass.IN_PROGRESS)
+    assert not status_change_still_wanted(resolve, State.RESOLVED, StatusClass.CLOSED)
