@@ -40,6 +40,8 @@ ZONE_LOOKUP_FAILED = "zone lookup failed for the configured API user"
 _ZONE_HOST = re.compile(r"^webservices(\d+)\.autotask\.net$", re.IGNORECASE)
 _ENTITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 _WHITESPACE = re.compile(r"\s+")
+#: How the zone lookup says it does not know the API user (HTTP 500, like an outage).
+_UNKNOWN_USER = re.compile(r"could not be determined|not found|unknown user|invalid user", re.IGNORECASE)
 
 
 class AutotaskError(AutotaskIlertError):
@@ -137,6 +139,7 @@ class AutotaskClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         picklist_ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        observer: Callable[[str, str, int | None], None] | None = None,
     ) -> None:
         self._username = username
         self._secret = secret
@@ -148,6 +151,8 @@ class AutotaskClient:
         self.timeout = timeout
         self.picklist_ttl = picklist_ttl
         self._clock = clock
+        #: Told (method, url, HTTP status or None) after every request: the metrics' hook.
+        self._observer = observer
 
         self._fixed_zone: Zone | None = None
         if api_url:
@@ -209,8 +214,9 @@ class AutotaskClient:
             authenticated=False,
         )
         status = response.status_code
-        if status == 500:
-            # Autotask's answer for a user it does not know; waiting won't help.
+        if status == 500 and _UNKNOWN_USER.search(_error_text(response)):
+            # Autotask's answer for a user it does not know; waiting won't help. Any other
+            # 500 (an outage, Thread Threshold Exceeded) is retried like any other 5xx.
             raise AutotaskError(ZONE_LOOKUP_FAILED, retryable=False, status=status)
         if not 200 <= status < 300:
             self._raise_for_status(response, what, authenticated=False)
@@ -421,8 +427,9 @@ class AutotaskClient:
         """
         with self._calls_lock:
             self._calls += 1
+        status: int | None = None
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 params=params,
@@ -431,6 +438,8 @@ class AutotaskClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
+            status = response.status_code
+            return response
         except TRANSIENT_ERRORS as exc:
             # ``from None``: requests' own message contains the URL, and the
             # zone lookup URL carries the username.
@@ -439,6 +448,9 @@ class AutotaskClient:
             raise AutotaskError(
                 f"{what}: request failed: {type(exc).__name__}", retryable=False
             ) from None
+        finally:
+            if self._observer is not None:
+                self._observer(method, url, status)
 
     def _raise_for_status(
         self, response: requests.Response, what: str, *, authenticated: bool = True

@@ -33,9 +33,14 @@ class CalloutAnswer:
 
 
 def handle_callout(
-    settings: Settings, store: Store, source: SourceConfig, callout: Callout
+    settings: Settings, store: Store, source: SourceConfig, callout: Callout,
+    request_id: str | None = None,
 ) -> CalloutAnswer:
-    """Apply the lifecycle to one callout; the event it schedules is queued in the same step."""
+    """Apply the lifecycle to one callout; the event it schedules is queued in the same step.
+
+    ``request_id`` travels with the event so that its delivery lines can be
+    matched to this callout's line in the logs.
+    """
     status_class = source.classify(callout.status)
     cells = column(status_class, realert_on_reopen=source.realert_on_reopen)
     event_id = uuid.uuid4().hex
@@ -51,6 +56,7 @@ def handle_callout(
                 "callout": callout.record(),
                 "queued_at": queued_at,
                 "attempts": 0,
+                **({"request_id": request_id} if request_id else {}),
             }
         )
         for cell in cells.values()

@@ -1,16 +1,27 @@
-"""``flask autotask-ilert ...``: the commands an operator runs."""
+"""``flask autotask-ilert ...``: the commands an operator runs.
+
+Every command prints what a person needs to act and exits non-zero when
+something is wrong, so it can also be scripted. No command ever prints a
+token, key, password or secret: all output passes through the same
+redaction as the logs.
+"""
 
 from __future__ import annotations
 
 import json
 import signal
 import threading
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask.cli import with_appcontext
 
-from .extension import get_bridge
+from .config import SourceConfig
+from .extension import Bridge, get_bridge
+from .http import redact
+from .lifecycle import State
 
 
 @click.group("autotask-ilert")
@@ -20,18 +31,30 @@ def cli_group() -> None:
 
 @cli_group.command("worker")
 @click.option("--threads", type=int, default=None, help="Delivery threads (default: WORKER_THREADS).")
-@click.option("--burst", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option("--burst", is_flag=True, help="Deliver what is due now, then exit (no heartbeat).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this worker's Prometheus metrics on this port (default: not served).")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True,
+              help="Address for --metrics-port.")
 @with_appcontext
-def worker_command(threads: int | None, burst: bool) -> None:
+def worker_command(
+    threads: int | None, burst: bool, metrics_port: int | None, metrics_addr: str
+) -> None:
     """Deliver queued events to ilert until stopped (SIGTERM or Ctrl-C).
 
     Run as many workers as you like, on as many hosts as you like: they share
-    the work through Redis, and per-ticket order holds.
+    the work through Redis, and per-ticket order holds. A running worker writes
+    a heartbeat to Redis every few seconds, which readyz checks.
     """
     from .worker import Worker
 
     bridge = get_bridge()
     worker = Worker(bridge, threads=threads)
+    if metrics_port is not None:
+        from .metrics import serve
+
+        serve(bridge, metrics_port, metrics_addr)
+        click.echo(f"worker: metrics on http://{metrics_addr}:{metrics_port}/metrics", err=True)
     if burst:
         count = worker.drain(timeout=3600)
         click.echo(f"delivered or settled {count} queued item(s)")
@@ -50,7 +73,472 @@ def worker_command(threads: int | None, burst: bool) -> None:
 
 
 @cli_group.command("queue")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the oldest waiting tickets to list.")
 @with_appcontext
-def queue_command() -> None:
-    """Tickets with undelivered events, how overdue the oldest is, and dead letters."""
-    click.echo(json.dumps(get_bridge().store.queue_stats(), indent=2))
+def queue_command(limit: int) -> None:
+    """Tickets with undelivered events, the oldest of them, workers and dead letters (JSON).
+
+    tickets: tickets with undelivered events; most_overdue_ms: how long the most
+    overdue one has been due without a worker taking it; oldest_event_age_s: age
+    of the oldest undelivered event; workers: workers with a recent heartbeat;
+    oldest: the tickets whose events have waited longest.
+    """
+    bridge = get_bridge()
+    store = bridge.store
+    stats: dict[str, Any] = dict(store.queue_stats())
+    now = store.now_ms()
+    heads = sorted(store.queue_heads(), key=lambda h: (h.queued_at_ms is None, h.queued_at_ms or 0))
+    oldest = heads[0].queued_at_ms if heads else None
+    stats["oldest_event_age_s"] = _seconds(now - oldest) if oldest is not None else None
+    limit_ms = bridge.settings.ready_heartbeat_seconds * 1000
+    stats["workers"] = sum(1 for _, at in store.heartbeats() if now - at <= limit_ms)
+    items = []
+    for head in heads[:limit]:
+        queued = store.queued(head.source, head.ticket)
+        first = queued[0] if queued else {}
+        items.append({
+            "source": head.source,
+            "ticket": head.ticket,
+            "events": head.length,
+            "head": f"{first.get('target')} {first.get('action')}" if first else None,
+            "attempts": first.get("attempts", 0) if first else None,
+            "age_s": _seconds(now - head.queued_at_ms) if head.queued_at_ms is not None else None,
+            "due_in_s": _seconds(max(0, head.due_ms - now)),
+        })
+    stats["oldest"] = items
+    click.echo(_safe(bridge, json.dumps(stats, indent=2)))
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _safe(bridge: Bridge, text: str) -> str:
+    """Every line a command prints passes here: no configured secret gets out."""
+    return redact(text, bridge.settings.secrets)
+
+
+def _seconds(ms: int) -> float:
+    return round(ms / 1000, 1)
+
+
+def _when(ms: int | float | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _ago(now_ms: int, ms: int) -> str:
+    seconds = (now_ms - ms) / 1000
+    if seconds < 0:
+        return f"in {_duration(-seconds)}"
+    return f"{_duration(seconds)} ago"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
+def _sources(bridge: Bridge, source: str | None) -> list[SourceConfig]:
+    """The sources a command looks at: the one named, or all of them."""
+    sources = bridge.settings.sources
+    if source is None:
+        return list(sources.values())
+    if source not in sources:
+        raise click.BadParameter(f"no alert source {source!r} (configured: "
+                                 f"{', '.join(sorted(sources))})", param_hint="--source")
+    return [sources[source]]
+
+
+_source_option = click.option(
+    "--source", default=None, metavar="NAME", help="Alert source (default: every source)."
+)
+
+
+# -- check -------------------------------------------------------------------------------
+
+
+@cli_group.command("check")
+@_source_option
+@with_appcontext
+def check_command(source: str | None) -> None:
+    """Check the configuration against Redis, ilert and Autotask; PASS/FAIL per source.
+
+    Per source: ilert is sent one RESOLVE event for an alert key no alert has
+    (it proves the integration key and changes nothing, but counts against the
+    key's 50 events a minute); Autotask is asked for the zone, the API usage
+    (ThresholdInformation, which proves the credentials) and the ticket
+    picklists, plus the note picklists for a bidirectional source. Exits 1 if
+    any check fails.
+    """
+    from .checks import FAIL, Result, check_app, check_autotask, check_ilert
+
+    bridge = get_bridge()
+    results: list[Result] = []
+
+    def show(result: Result, indent: str = "") -> None:
+        results.append(result)
+        colour = {"PASS": "green", "FAIL": "red", "WARN": "yellow"}.get(result.status)
+        status = click.style(f"{result.status:<4}", fg=colour, bold=result.status == FAIL)
+        click.echo(f"{indent}{status}  {result.what:<22} {_safe(bridge, result.detail)}")
+
+    for result in check_app(bridge):
+        show(result)
+    for config in _sources(bridge, source):
+        click.echo(f"source {config.name}")
+        show(check_ilert(bridge, config), "  ")
+        for result in check_autotask(bridge, config):
+            show(result, "  ")
+    counts = {status: sum(1 for r in results if r.status == status)
+              for status in ("PASS", "WARN", "SKIP", FAIL)}
+    notes = ", ".join(f"{n} {word}" for n, word in ((counts["WARN"], "warning(s)"),
+                                                     (counts["SKIP"], "skipped")) if n)
+    if counts[FAIL]:
+        click.echo(click.style(f"FAIL: {counts[FAIL]} of {len(results)} checks failed"
+                               + (f"; {notes}" if notes else ""), fg="red", bold=True))
+        raise SystemExit(1)
+    click.echo(click.style(f"PASS: {counts['PASS']} of {len(results)} checks passed"
+                           + (f"; {notes}" if notes else ""), fg="green", bold=True))
+
+
+# -- one ticket ------------------------------------------------------------------------------
+
+
+def _ticket_report(bridge: Bridge, config: SourceConfig, ticket: int,
+                   dead: list[dict[str, Any]]) -> dict[str, Any] | None:
+    store = bridge.store
+    mapping = store.mapping(config.name, ticket)
+    queued = store.queued(config.name, ticket)
+    audit = store.audit(config.name, ticket)
+    dead_here = [d for d in dead if _dead_matches(d, config.name, ticket)]
+    if mapping is None and not queued and not audit and not dead_here:
+        return None
+    due, leased = store.schedule(config.name, ticket)
+    return {
+        "source": config.name,
+        "ticket": ticket,
+        "state": mapping.state.value if mapping else State.NONE.value,
+        "status_class": mapping.status_class.value if mapping else None,
+        "expires_in_s": _seconds(mapping.ttl_ms) if mapping and mapping.ttl_ms else None,
+        "queued": [
+            {"target": e.get("target"), "action": e.get("action"), "queued_at": e.get("queued_at"),
+             "attempts": e.get("attempts", 0), "request_id": e.get("request_id")}
+            for e in queued
+        ],
+        "next_try_at": due,
+        "leased": leased,
+        "dead_letters": len(dead_here),
+        "audit": [{"at": at, "what": what} for at, what in audit],
+    }
+
+
+def _dead_matches(record: dict[str, Any], source: str | None, ticket: int | None) -> bool:
+    event = record.get("event") or {}
+    return ((source is None or event.get("source") == source)
+            and (ticket is None or event.get("ticket") == ticket))
+
+
+@cli_group.command("status")
+@click.argument("ticket", type=click.IntRange(min=1))
+@_source_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@with_appcontext
+def status_command(ticket: int, source: str | None, as_json: bool) -> None:
+    """What the bridge knows about one ticket: state, queued events, audit trail.
+
+    The audit trail (newest first) answers "why did this ticket not page?":
+    each callout and webhook with what it did, each delivery, retry and dead
+    letter. Exits 1 if no source knows the ticket.
+    """
+    bridge = get_bridge()
+    store = bridge.store
+    dead = store.dead_letters()
+    reports = [r for c in _sources(bridge, source)
+               if (r := _ticket_report(bridge, c, ticket, dead)) is not None]
+    if as_json:
+        click.echo(_safe(bridge, json.dumps(reports, indent=2)))
+    now = store.now_ms()
+    for report in [] if as_json else reports:
+        lines = [f"ticket {ticket} (source {report['source']})"]
+        state = report["state"]
+        if report["status_class"]:
+            state += f" (last status class {report['status_class']})"
+        lines.append(f"  state        {state}")
+        if report["expires_in_s"] is not None:
+            lines.append(f"  forgotten    in {_duration(report['expires_in_s'])} (resolved tickets expire)")
+        if report["queued"]:
+            if report["leased"]:
+                when = "a worker has it now"
+            elif report["next_try_at"] is not None and report["next_try_at"] > now:
+                when = f"next try {_ago(now, report['next_try_at'])}"
+            else:
+                when = "due now"
+            lines.append(f"  queue        {len(report['queued'])} event(s), {when}")
+            for n, e in enumerate(report["queued"], 1):
+                at = e["queued_at"]
+                lines.append(f"    {n}. {e['target']} {e['action']}, queued {_when(at)}"
+                             f" ({_ago(now, at) if at else '?'}), {e['attempts']} failed attempt(s)")
+        else:
+            lines.append("  queue        nothing waiting")
+        if report["dead_letters"]:
+            lines.append(f"  dead         {report['dead_letters']} dead letter(s): "
+                         f"see `dead-letters --ticket {ticket}`, `replay {ticket}`")
+        lines.append("  audit trail  (newest first)" if report["audit"] else "  audit trail  empty")
+        lines += [f"    {_when(a['at'] * 1000)}  {a['what']}" for a in report["audit"]]
+        click.echo(_safe(bridge, "\n".join(lines)))
+    if not reports:
+        names = ", ".join(c.name for c in _sources(bridge, source))
+        click.echo(f"ticket {ticket}: no record, queued event, dead letter or audit trail "
+                   f"in source(s) {names}", err=True)
+        raise SystemExit(1)
+
+
+@cli_group.command("forget")
+@click.argument("ticket", type=click.IntRange(min=1))
+@_source_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def forget_command(ticket: int, source: str | None, yes: bool) -> None:
+    """Delete a ticket's record, audit trail and queued events.
+
+    The next callout for the ticket is then treated as the first one, and
+    events still queued for it are never sent (one a worker is sending at that
+    moment may still go out). Its dead letters stay (see dead-letters). Asks
+    first, unless --yes. Exits 1 if nothing was found.
+    """
+    bridge = get_bridge()
+    store = bridge.store
+    found = []
+    for config in _sources(bridge, source):
+        mapping = store.mapping(config.name, ticket)
+        queued = store.queued(config.name, ticket)
+        if mapping is not None or queued:
+            state = mapping.state.value if mapping else State.NONE.value
+            found.append((config.name, f"source {config.name}: state {state}, "
+                                       f"{len(queued)} queued event(s)"))
+    if not found:
+        click.echo(f"ticket {ticket}: nothing to forget", err=True)
+        raise SystemExit(1)
+    for _, what in found:
+        click.echo(f"ticket {ticket}, {what}")
+    if not yes:
+        click.confirm(f"Forget ticket {ticket}? Queued events will not be sent", abort=True)
+    for name, _ in found:
+        store.forget(name, ticket)
+        click.echo(f"forgot ticket {ticket} of source {name}")
+
+
+# -- dead letters ---------------------------------------------------------------------------
+
+
+@cli_group.command("dead-letters")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show at most this many (the most recent).")
+@click.option("--ticket", type=int, default=None, help="Only this ticket's.")
+@_source_option
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@with_appcontext
+def dead_letters_command(limit: int, ticket: int | None, source: str | None, as_json: bool) -> None:
+    """Events given up on (ilert refused them for good, or a ticket write failed for good).
+
+    Oldest first, the most recent --limit of them. Re-send them with `replay`
+    once the cause is fixed.
+    """
+    bridge = get_bridge()
+    records = [r for r in bridge.store.dead_letters() if _dead_matches(r, source, ticket)]
+    shown = records[-limit:]
+    if as_json:
+        click.echo(_safe(bridge, json.dumps(shown, indent=2)))
+        return
+    if not records:
+        click.echo("no dead letters")
+        return
+    click.echo(f"{len(records)} dead letter(s); showing {len(shown)}, oldest first:")
+    for record in shown:
+        event = record.get("event") or {}
+        status, reason = record.get("status"), str(record.get("reason") or "no reason given")
+        if status and f"http {status}" not in reason:
+            reason += f" (http {status})"
+        click.echo(_safe(bridge, (
+            f"  {record.get('at', '?')}  source {event.get('source')}  ticket {event.get('ticket')}  "
+            f"{event.get('target')} {event.get('action')}  {reason}"
+        )))
+
+
+#: The ticket states in which a dead event still makes sense: an alert create or accept for
+#: a ticket resolved since, or a ticket write the ticket has moved past, stays dead.
+_REPLAY_STATES: dict[tuple[str, str], tuple[State, ...]] = {
+    ("ilert", "create"): (State.PENDING, State.ACCEPTED),
+    ("ilert", "accept"): (State.ACCEPTED,),
+    ("ticket", "accept-ticket"): (State.ACCEPTED,),
+    ("ticket", "resolve-ticket"): (State.RESOLVED,),
+}
+
+
+def _fresh(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The event as if just queued: no attempts, no pacing slot, the alert body built anew."""
+    fresh = {k: v for k, v in event.items() if k not in ("slot", "body", "enrich_attempts")}
+    fresh.update(attempts=0, queued_at=now_ms, replays=int(event.get("replays", 0)) + 1,
+                 first_queued_at=event.get("first_queued_at", event.get("queued_at")))
+    return fresh
+
+
+@cli_group.command("replay")
+@click.argument("ticket", type=click.IntRange(min=1), required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+@_source_option
+@click.option("--force", is_flag=True,
+              help="Replay even events the ticket has moved past (e.g. a create for a ticket "
+                   "resolved since).")
+@with_appcontext
+def replay_command(ticket: int | None, replay_all: bool, source: str | None, force: bool) -> None:
+    """Send dead letters again: one ticket's (TICKET) or all of them (--all).
+
+    Each event goes back to the tail of its ticket's queue, in the order it
+    died, and leaves the dead list in the same atomic step. An alert create or
+    accept for a ticket resolved since stays dead unless --force. Exits 1 if
+    TICKET has no dead letters.
+    """
+    if (ticket is None) == (not replay_all):
+        raise click.UsageError("give a TICKET or --all (not both)")
+    bridge = get_bridge()
+    store = bridge.store
+    sources = {c.name for c in _sources(bridge, source)}
+    chosen = []
+    for raw in store.dead_records():
+        record = json.loads(raw)
+        event = record.get("event") or {}
+        if event.get("source") in sources and (ticket is None or event.get("ticket") == ticket):
+            chosen.append((raw, event))
+    if not chosen:
+        click.echo(f"no dead letters{'' if ticket is None else f' for ticket {ticket}'}")
+        if ticket is not None:
+            raise SystemExit(1)
+        return
+    done, moved_on, gone = 0, [], 0
+    with click.progressbar(chosen, label=f"Replaying {len(chosen)} dead letter(s)") as bar:
+        for raw, event in bar:
+            states = () if force else _REPLAY_STATES.get(
+                (str(event.get("target")), str(event.get("action"))), ())
+            outcome = store.replay_dead(
+                raw, _fresh(event, store.now_ms()), states,
+                audit=f"{event.get('target')} {event.get('action')} replayed from the dead letters",
+            )
+            if outcome == 1:
+                done += 1
+            elif outcome == -1:
+                moved_on.append(event)
+            else:
+                gone += 1
+    click.echo(f"replayed {done} event(s): the worker sends them in order")
+    for event in moved_on:
+        click.echo(f"kept dead: ticket {event.get('ticket')} {event.get('target')} "
+                   f"{event.get('action')} (the ticket has moved on; --force replays it anyway)")
+    if gone:
+        click.echo(f"{gone} record(s) had already left the dead list (replayed by someone else?)")
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+#: A ticket id no tenant is likely to have: the default sample changes nothing anyone sees.
+SAMPLE_TICKET = 999_999_999
+
+
+@cli_group.command("simulate")
+@click.option("--url", required=True, metavar="URL",
+              help="Where the app is served, e.g. https://portal.example.com (the URL prefix "
+                   "and the token are added).")
+@click.option("--webhook", is_flag=True, help="Send an ilert webhook instead of an Autotask callout.")
+@_source_option
+@click.option("--ticket", type=click.IntRange(min=1), default=SAMPLE_TICKET, show_default=True,
+              help="Ticket id of the sample.")
+@click.option("--status", default=None,
+              help="Ticket status of a callout (default Complete: rejected for an unknown "
+                   "ticket, so nothing is paged) or alert status of a webhook (default ACCEPTED: "
+                   "ignored for an unknown ticket).")
+@with_appcontext
+def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
+                     status: str | None) -> None:
+    """Send a sample callout (or webhook) to a running bridge and print its answer.
+
+    For setup checks: it proves that the URL, the proxy in front of the app, the
+    token, any Basic credentials, Redis and the lifecycle work together. The
+    defaults are harmless (an unknown ticket, a status that pages nobody); a
+    real ticket id and status act for real. The token is never printed. Exits 0
+    when the bridge decided on the sample (200, 202, or the lifecycle's 400),
+    1 otherwise.
+    """
+    import requests
+
+    bridge = get_bridge()
+    settings = bridge.settings
+    if source is None:
+        candidates = [c for c in settings.sources.values() if not webhook or c.sync]
+        if not candidates:
+            raise click.UsageError("no bidirectional source: there is no webhook endpoint")
+        config = next((c for c in candidates if c.name == "default"), candidates[0])
+    else:
+        config = _sources(bridge, source)[0]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter("an http:// or https:// URL", param_hint="--url")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", "")) + settings.url_prefix
+    headers: dict[str, str] = {}
+    auth: tuple[str, str] | None = None
+    if webhook:
+        sync = config.sync
+        if sync is None:
+            raise click.BadParameter(f"source {config.name!r} is not bidirectional",
+                                     param_hint="--source")
+        path, shown = ("/ilert/" + sync.webhook_tokens[0], "/ilert/***") if sync.webhook_tokens \
+            else ("/ilert", "/ilert")
+        if sync.header_name and sync.header_value:
+            headers[sync.header_name] = sync.header_value
+        if sync.username and sync.password:
+            auth = (sync.username, sync.password)
+        status = (status or "ACCEPTED").upper()
+        body: Any = {"id": "simulated", "status": status, "alertKey": f"autotask-{ticket}",
+                     "eventType": "alert-simulated", "summary": "flask-autotask-ilert simulate",
+                     "assignedTo": {"username": "autotask-ilert-simulate"}}
+        send = {"json": body}
+        what = f"webhook for alert key autotask-{ticket}, status {status}"
+    else:
+        path, shown = "/callout/" + config.callout_tokens[0], "/callout/***"
+        if config.callout_username and config.callout_password:
+            auth = (config.callout_username, config.callout_password)
+        status = status or "Complete"
+        # No last_activity_datetime: a made-up one could make the ticket's next real callout stale.
+        send = {"data": {"id": str(ticket), "number": f"SIMULATED.{ticket}", "status": status,
+                         "domain": "SIMULATED"}}
+        what = f"callout for ticket {ticket}, status {status!r}"
+    click.echo(f"POST {base}{shown}  ({what}, source {config.name})")
+    try:
+        response = requests.post(base + path, headers=headers, auth=auth, timeout=settings.http_timeout,
+                                 allow_redirects=False, **send)
+    except requests.RequestException as exc:
+        click.echo(f"no answer: {type(exc).__name__}", err=True)
+        raise SystemExit(1) from None
+    request_id = response.headers.get("X-Request-Id")
+    click.echo(f"-> {response.status_code} {response.reason}"
+               + (f"  (X-Request-Id {request_id})" if request_id else ""))
+    click.echo(_safe(bridge, response.text.strip()[:2000]))
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    decided = isinstance(answer, dict) and "action" in answer and response.status_code in (200, 202, 400)
+    if 300 <= response.status_code < 400:
+        click.echo("redirected: use the URL it points to (is it https?); the token was not re-sent",
+                   err=True)
+    if not decided:
+        click.echo("the bridge did not take the sample: check the URL, the prefix, the token and "
+                   "the credentials (see the answer above)", err=True)
+        raise SystemExit(1)
+    click.echo(f"the bridge decided: {answer['action']}")

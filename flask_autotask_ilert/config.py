@@ -6,7 +6,9 @@ case, are accepted by the ``AutotaskIlert(...)`` constructor (which wins over
 marked per-source may be set flat (it then applies to the ``default`` source
 and is inherited by every other source) or inside a source's entry.
 
-docs/configuration.md documents this table one to one.
+docs/configuration.md documents this table one to one: its option tables are
+generated from ``OPTIONS`` (``make config-docs``, see ``config_reference.py``), so an
+option's ``doc`` is its documentation, in markdown.
 """
 
 from __future__ import annotations
@@ -53,115 +55,193 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     # -- the app as a whole --------------------------------------------------------
-    Option("URL_PREFIX", "/autotask-ilert", str, "Where the blueprint is mounted."),
+    Option("URL_PREFIX", "/autotask-ilert", str, "Where the endpoints are mounted. Must start with `/`."),
     Option("REDIS_URL", None, str,
-           "Redis URL. Unset: an in-process store (fakeredis), for a single process only."),
-    Option("REDIS_PREFIX", "autotask-ilert:", str, "Prefix of every Redis key the bridge writes."),
+           "Redis URL, e.g. `redis://localhost:6379/0` or `rediss://...` for TLS. Unset: an in-process "
+           "store, for a single process only (demo, tests); a warning is logged. Treat the URL as a secret "
+           "if it contains a password."),
+    Option("REDIS_PREFIX", "autotask-ilert:", str, "Prefix of every Redis key the bridge writes. Give two "
+           "apps that share one Redis different prefixes."),
     Option("EMBEDDED_WORKER", False, bool,
-           "Deliver from a background thread of each web process instead of a separate worker."),
-    Option("MAX_BODY_BYTES", 65536, int, "Largest inbound body accepted; larger ones get 413."),
+           "Deliver from a background thread of each web process, started at its first request, instead of "
+           "a separate worker process."),
+    Option("MAX_BODY_BYTES", 65536, int, "Largest callout or webhook body accepted; a larger one is "
+           "answered 413."),
     Option("RESOLVED_RETENTION_DAYS", 30.0, float,
-           "How long a RESOLVED mapping is kept so late or echoed callouts stay no-ops."),
-    Option("RETRY_AFTER_SECONDS", 5, int, "Retry-After sent with a 503 when Redis is unreachable."),
+           "How long the record of a resolved ticket is kept, so that late or repeated callouts (and ilert "
+           "webhooks) for it change nothing. Fractions allowed."),
+    Option("RETRY_AFTER_SECONDS", 5, int, "The `Retry-After` value sent with a 503 when Redis cannot be "
+           "reached."),
     Option("AUDIT_ENTRIES", 10, int,
-           "Records kept in each ticket's audit trail (callouts, webhooks, deliveries); 0 = none."),
+           "Records kept in each ticket's audit trail (callouts, webhooks, deliveries, retries, dead "
+           "letters), newest first, inside the ticket's own Redis key. `0` keeps none. At most 100."),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
-           "How long the audit trail of a rejected ticket (one that has no alert) is kept."),
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept. Greater than 0."),
     Option("SOURCES", None, "json",
-           "Alert sources by name: a mapping of name -> per-source options (lower-case names)."),
+           "Several alert sources: a mapping of source name to that source's options, in lower case. See "
+           "[Several alert sources](#several-alert-sources). Its entries hold secrets."),
     Option("SOURCES_FILE", None, str,
-           "A JSON or TOML file holding the SOURCES mapping (read at init_app)."),
-    Option("WORKER_THREADS", 4, int, "Delivery threads per worker process."),
+           "Path of a JSON or TOML file (by its `.toml` suffix) holding the same mapping as `SOURCES`; "
+           "read once, at `init_app`."),
+    Option("WORKER_THREADS", 4, int, "Delivery threads per worker process (and per web process with the "
+           "embedded worker). `--threads` overrides it for the `worker` command."),
     Option("WORKER_LEASE_SECONDS", 60.0, float,
-           "How long a worker owns a ticket's queue before another may take it over."),
-    Option("WORKER_POLL_SECONDS", 0.2, float, "How often an idle worker looks for due work."),
-    Option("RETRY_BASE_SECONDS", 1.0, float, "First retry delay (jittered, doubling)."),
-    Option("RETRY_CAP_SECONDS", 300.0, float, "Longest retry delay, also the cap on Retry-After."),
+           "How long a worker owns a ticket's queue before another worker may take it over. Keep it well "
+           "above the time one delivery can take (a few HTTP timeouts)."),
+    Option("WORKER_POLL_SECONDS", 0.2, float, "How long an idle delivery thread waits before it looks for "
+           "due work again (retries, paced events). A callout that queues an event wakes an idle "
+           "thread at once."),
+    Option("RETRY_BASE_SECONDS", 1.0, float, "Scale of retry delays: a delay is drawn at random between "
+           "half this value and a ceiling that starts at this value and doubles with each failed attempt, "
+           "up to `RETRY_CAP_SECONDS`."),
+    Option("RETRY_CAP_SECONDS", 300.0, float, "The longest retry delay, and the most a `Retry-After` from "
+           "ilert or Autotask is honoured."),
     Option("ENRICH_ATTEMPTS", 3, int,
-           "Tries to read a ticket from Autotask before an alert goes out with the callout's data."),
-    Option("HTTP_CONNECT_TIMEOUT", 3.05, float, "Connect timeout of outbound requests (seconds)."),
-    Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of outbound requests (seconds)."),
+           "Attempts to read a ticket from Autotask before the alert is sent with the callout's data only. "
+           "At least 1."),
+    Option("HTTP_CONNECT_TIMEOUT", 3.05, float, "Connect timeout of requests to ilert and Autotask, in "
+           "seconds."),
+    Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
     Option("AUTOTASK_ZONE_LOOKUP_URL", "https://webservices.autotask.net/atservicesrest", str,
-           "Where the Autotask zone of the API user is discovered."),
+           "Where the Autotask zone of the API user is looked up when `AUTOTASK_API_URL` is unset."),
     Option("AUTOTASK_CONCURRENCY", 3, int,
-           "Autotask requests in flight at once per integration code and endpoint, across all "
-           "workers (Autotask refuses more with 'Thread Threshold Exceeded')."),
+           "The most Autotask requests in flight at once per integration code and endpoint, across every "
+           "worker thread, process and host (shared through Redis). Autotask refuses more than 3 with "
+           "\"Thread Threshold Exceeded\"; lower it if other integrations use the same integration code. "
+           "At least 1."),
     Option("AUTOTASK_THRESHOLD_SHARE", 0.8, float,
-           "Ticket writes wait while the tenant has used more than this share of its hourly "
-           "API budget."),
+           "Ticket writes of [bidirectional sync](sync.md#autotasks-limits) wait while the tenant has used "
+           "this share (or more) of its hourly API budget, as `ThresholdInformation` reports it. Greater "
+           "than 0, at most 1."),
     Option("AUTOTASK_THRESHOLD_CHECK_SECONDS", 300.0, float,
-           "How long one reading of the tenant's API usage is trusted (shared by all workers)."),
+           "How long one reading of the tenant's API usage is trusted; it is shared by all workers, so the "
+           "check costs at most one request per this many seconds."),
+    # -- watching it: metrics, readiness, logs ------------------------------------------
+    Option("METRICS_TOKEN", None, str,
+           "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
+           "<token>` (others get 401). At least 16 printable characters. Unset: the endpoint is "
+           "open; see [operations.md](operations.md#metrics).", secret=True),
+    Option("READY_HEARTBEAT_SECONDS", 30.0, float,
+           "`{prefix}/readyz` answers 503 when no worker has written a heartbeat for this many "
+           "seconds (running workers write one every 5 seconds, or a third of this if less). "
+           "Greater than 0."),
+    Option("READY_QUEUE_AGE_SECONDS", 300.0, float,
+           "`{prefix}/readyz` answers 503 when the oldest undelivered event has waited this many "
+           "seconds. Greater than 0."),
+    Option("LOG_FORMAT", "text", str,
+           "How the one log line per callout, webhook and delivery outcome is written: `text` "
+           "(`key=value` pairs) or `json` (one JSON object). Either way the library adds no log "
+           "handler; see [operations.md](operations.md#logs)."),
     # -- per alert source --------------------------------------------------------------
     Option("CALLOUT_TOKEN", None, "tokens",
-           "Secret path token of the callout URL (at least 16 characters). A list is "
-           "accepted for rotation.", per_source=True, secret=True),
-    Option("CALLOUT_USERNAME", None, str,
-           "If set, callouts must also carry HTTP Basic credentials.", per_source=True),
-    Option("CALLOUT_PASSWORD", None, str, "Password for CALLOUT_USERNAME.",
+           "Required. The secret in the callout URL, `{prefix}/callout/<token>`: at least 16 printable "
+           "characters, no `/`. Several tokens (a list, or comma-separated text) are accepted, for "
+           "rotation. Generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
            per_source=True, secret=True),
-    Option("ILERT_API_URL", "https://api.ilert.com", str, "ilert's API base URL.",
+    Option("CALLOUT_USERNAME", None, str,
+           "When set, callouts must also carry these HTTP Basic credentials (enter the same values in the "
+           "callout's Username and Password fields in Autotask); otherwise they are answered 401.",
            per_source=True),
-    Option("ILERT_INTEGRATION_KEY", None, str, "Integration key of the ilert API alert source.",
+    Option("CALLOUT_PASSWORD", None, str, "The password for `CALLOUT_USERNAME`. The two are set together "
+           "or not at all.",
+           per_source=True, secret=True),
+    Option("ILERT_API_URL", "https://api.ilert.com", str, "ilert's API base URL. Events go to "
+           "`<url>/api/events`.",
+           per_source=True),
+    Option("ILERT_INTEGRATION_KEY", None, str, "Required. The integration key of the ilert alert source "
+           "(type API).",
            per_source=True, secret=True),
     Option("ILERT_RATE_LIMIT", 50, int,
-           "Events per window per integration key the worker sends at most; 0 turns pacing off.",
+           "The most events sent to one integration key per window, shared by every worker. `0` turns "
+           "pacing off.",
            per_source=True),
-    Option("ILERT_RATE_WINDOW_SECONDS", 60.0, float, "The window of ILERT_RATE_LIMIT.",
+    Option("ILERT_RATE_WINDOW_SECONDS", 60.0, float, "The window of `ILERT_RATE_LIMIT`, in seconds.",
            per_source=True),
-    Option("AUTOTASK_USERNAME", None, str, "Autotask API user (an API-only resource).",
+    Option("AUTOTASK_USERNAME", None, str, "Username of the Autotask API user. `AUTOTASK_USERNAME`, "
+           "`AUTOTASK_SECRET` and `AUTOTASK_INTEGRATION_CODE` are set together or not at all; without "
+           "them, alerts carry only what the callout says.",
            per_source=True),
     Option("AUTOTASK_SECRET", None, str, "The API user's secret.", per_source=True, secret=True),
-    Option("AUTOTASK_INTEGRATION_CODE", None, str, "The API tracking identifier.",
+    Option("AUTOTASK_INTEGRATION_CODE", None, str, "The API user's API tracking identifier (sent as "
+           "`ApiIntegrationCode`).",
            per_source=True, secret=True),
     Option("AUTOTASK_API_URL", None, str,
-           "Zone base URL, e.g. https://webservices5.autotask.net/atservicesrest. "
-           "Unset: discovered through zoneInformation.", per_source=True),
+           "The tenant's zone URL, e.g. `https://webservices5.autotask.net/atservicesrest`. Unset: "
+           "discovered once per process through `zoneInformation`, and again once if Autotask answers 401.",
+           per_source=True),
     Option("AUTOTASK_WEB_URL", None, str,
-           "Base of ticket links for people; unset: from the zone.", per_source=True),
+           "Base of the ticket links put in alerts, e.g. `https://ww5.autotask.net`. Unset: taken from the "
+           "zone.", per_source=True),
     Option("STATUS_LABELS", None, "json",
-           "Status labels per class (NEW, IN_PROGRESS, CLOSED, WAITING); a class given "
-           "replaces its default labels.", per_source=True),
+           "Status labels per class, e.g. `{\"WAITING\": [\"Waiting Customer\", \"On Hold\"]}`. Classes: "
+           "`NEW`, `IN_PROGRESS`, `CLOSED`, `WAITING`. A class given replaces its default labels; see "
+           "[lifecycle.md](lifecycle.md#status-classes). Unset: the default lists.", per_source=True),
     Option("PRIORITY_MAP", None, "json",
-           'Autotask priority label -> "HIGH" or "LOW"; unlisted labels page HIGH. '
-           'Default {"Low": "LOW"}.', per_source=True),
+           "Autotask priority label -> `\"HIGH\"` or `\"LOW\"`. Labels not listed page `HIGH`. The mapping "
+           "replaces the default, so include `\"Low\": \"LOW\"` if you still want it. Unset: `{\"Low\": "
+           "\"LOW\"}`.", per_source=True),
     Option("REALERT_ON_REOPEN", False, bool,
-           "A RESOLVED ticket that comes back open creates a new alert.", per_source=True),
+           "A resolved ticket that comes back with an open status creates a new alert; see "
+           "[lifecycle.md](lifecycle.md#transitions).", per_source=True),
+    Option("RATE_LIMIT", None, str,
+           "Flood guard: at most this many callouts (and, separately, webhooks) per source, "
+           "e.g. '3000/minute' (limits syntax, ';' between several); more are answered 429. "
+           "Unset: no limit.",
+           per_source=True),
     # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
+    # (docs: BIDIRECTIONAL and every per-source option after it go in the sync table)
     Option("BIDIRECTIONAL", False, bool,
-           "Alert status changes in ilert (accepted, resolved) are written back to the ticket.",
+           "Alert status changes in ilert (accepted, resolved) are written back to the ticket, through the "
+           "webhook endpoint `{prefix}/ilert/<token>` (or `{prefix}/ilert`). Off: that endpoint answers "
+           "404 for this source.",
            per_source=True),
     Option("WEBHOOK_TOKEN", None, "tokens",
-           "Secret path token of the ilert webhook URL ({prefix}/ilert/<token>); a list is "
-           "accepted for rotation.", per_source=True, secret=True),
+           "The secret in the ilert webhook URL, `{prefix}/ilert/<token>`. Same rules as `CALLOUT_TOKEN` "
+           "(16 printable characters or more, no `/`, a list for rotation), and different from every "
+           "callout and webhook token.", per_source=True, secret=True),
     Option("WEBHOOK_HEADER_NAME", None, str,
-           "A static header ilert sends with the webhook (its custom headers option).",
+           "A static header that ilert sends with the webhook (the alert action's custom headers). When "
+           "set, webhooks must carry it with the value below; without a token it identifies the source on "
+           "`{prefix}/ilert`.",
            per_source=True),
-    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of WEBHOOK_HEADER_NAME.",
+    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`. The two are set "
+           "together or not at all.",
            per_source=True, secret=True),
-    Option("WEBHOOK_USERNAME", None, str, "If set, webhooks must carry these Basic credentials.",
+    Option("WEBHOOK_USERNAME", None, str, "When set, webhooks must carry these HTTP Basic credentials (in "
+           "ilert, as `https://user:password@host/...` in the URL); without a token they identify the "
+           "source on `{prefix}/ilert`.",
            per_source=True),
-    Option("WEBHOOK_PASSWORD", None, str, "Password for WEBHOOK_USERNAME.",
+    Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`. The two are set together "
+           "or not at all.",
            per_source=True, secret=True),
     Option("ACCEPT_STATUS", "In Progress", str,
-           "Status label a NEW ticket is set to when its alert is accepted in ilert.",
+           "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
+           "ilert. Resolved through the tenant's `Tickets.status` picklist.",
            per_source=True),
     Option("RESOLVE_STATUS", "Complete", str,
-           "Status label a ticket is set to when its alert is resolved in ilert.", per_source=True),
-    Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge writes.",
+           "Status label a ticket is set to when its alert is resolved in ilert (unless its last known "
+           "class is `CLOSED`).", per_source=True),
+    Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge adds. May use the fields "
+           "below.",
            per_source=True),
     Option("ACCEPT_NOTE", "Alert {alert_id} accepted in ilert by {who} at {when}.", str,
-           "Text of the note for an accept; fields {who} {when} {alert_id} {alert_url}.",
+           "Text of the note added when an alert is accepted in ilert. Fields: `{who}`, `{when}`, "
+           "`{alert_id}`, `{alert_url}` ([sync.md](sync.md#what-it-does)).",
            per_source=True),
     Option("RESOLVE_NOTE", "Alert {alert_id} resolved in ilert by {who} at {when}.", str,
-           "Text of the note for a resolve; same fields as ACCEPT_NOTE.", per_source=True),
+           "Text of the note added when an alert is resolved in ilert; the same fields.", per_source=True),
     Option("NOTE_TYPE", None, str,
-           "Note type label (TicketNotes picklist); unset: the tenant's default.", per_source=True),
+           "Note type label, from the tenant's `TicketNotes.noteType` picklist. Unset: the tenant's "
+           "default note type.", per_source=True),
     Option("NOTE_PUBLISH", None, str,
-           "Note publish label (TicketNotes picklist); unset: the tenant's default.",
+           "Publish label, from the tenant's `TicketNotes.publish` picklist (for example `Internal Only`). "
+           "Unset: the tenant's default.",
            per_source=True),
     Option("TICKET_UPDATER", None, "object",
-           "Replaces the Autotask write: a callable or class, or its import path "
-           "'package.module:name'. See docs/sync.md.", per_source=True),
+           "Replaces the Autotask write: a callable, a class (instantiated once per process), or the "
+           "import path of either, `package.module:name`. It receives a `TicketUpdate`; see "
+           "[sync.md](sync.md#ticket_updater-replacing-the-autotask-write). With it, a bidirectional "
+           "source needs no Autotask credentials.", per_source=True),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
@@ -310,6 +390,7 @@ class SourceConfig:
     priority: PriorityMap = field(repr=False)
     realert_on_reopen: bool
     sync: SyncSettings | None = None
+    rate_limit: str | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -345,6 +426,10 @@ class Settings:
     autotask_threshold_share: float
     autotask_threshold_check_ms: int
     sources: Mapping[str, SourceConfig]
+    metrics_token: str | None = field(default=None, repr=False)
+    ready_heartbeat_seconds: float = 30.0
+    ready_queue_age_seconds: float = 300.0
+    log_format: str = "text"
 
     def source_for_token(self, token: str) -> SourceConfig | None:
         """The source whose callout token this is; every token is compared, always."""
@@ -368,7 +453,8 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for source in self.sources.values() for s in source.secrets)
+        values = [s for source in self.sources.values() for s in source.secrets]
+        return (*values, self.metrics_token) if self.metrics_token else tuple(values)
 
 
 def _priority(value: Any) -> Priority:
@@ -417,6 +503,14 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     username, password = value("CALLOUT_USERNAME"), value("CALLOUT_PASSWORD")
     _require(bool(username) == bool(password),
              f"{where}: CALLOUT_USERNAME and CALLOUT_PASSWORD go together")
+    rate_limit = value("RATE_LIMIT") or None
+    if rate_limit is not None:
+        from .ratelimit import parse_rate_limit
+
+        try:
+            parse_rate_limit(str(rate_limit))
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}: RATE_LIMIT: {exc}") from None
     rate = value("ILERT_RATE_LIMIT")
     _require(isinstance(rate, int) and rate >= 0, f"{where}: ILERT_RATE_LIMIT must be >= 0")
     window = float(value("ILERT_RATE_WINDOW_SECONDS"))
@@ -463,6 +557,7 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         classify=classify,
         priority=priority,
         realert_on_reopen=_parse_bool(value("REALERT_ON_REOPEN")),
+        rate_limit=str(rate_limit) if rate_limit is not None else None,
     )
 
 
@@ -572,7 +667,18 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
     _require(get("AUTOTASK_CONCURRENCY") >= 1, f"{PREFIX}AUTOTASK_CONCURRENCY must be >= 1")
     _require(0 < get("AUTOTASK_THRESHOLD_SHARE") <= 1,
              f"{PREFIX}AUTOTASK_THRESHOLD_SHARE must be in (0, 1]")
+    metrics_token = get("METRICS_TOKEN") or None
+    if metrics_token:
+        _check_token(f"{PREFIX}METRICS_TOKEN", "metrics token", metrics_token)
+    for name in ("READY_HEARTBEAT_SECONDS", "READY_QUEUE_AGE_SECONDS"):
+        _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
+    log_format = str(get("LOG_FORMAT")).strip().lower()
+    _require(log_format in ("text", "json"), f"{PREFIX}LOG_FORMAT must be 'text' or 'json'")
     return Settings(
+        metrics_token=metrics_token,
+        ready_heartbeat_seconds=get("READY_HEARTBEAT_SECONDS"),
+        ready_queue_age_seconds=get("READY_QUEUE_AGE_SECONDS"),
+        log_format=log_format,
         autotask_concurrency=get("AUTOTASK_CONCURRENCY"),
         autotask_threshold_share=get("AUTOTASK_THRESHOLD_SHARE"),
         autotask_threshold_check_ms=int(get("AUTOTASK_THRESHOLD_CHECK_SECONDS") * 1000),

@@ -19,6 +19,7 @@ from flask import Flask, current_app
 
 from .config import OPTIONS, Settings, SourceConfig, load_settings
 from .errors import ConfigurationError
+from .ratelimit import RequestLimiter
 from .store import Store
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Bridge:
             audit_entries=settings.audit_entries,
             reject_audit_ms=settings.audit_reject_ms,
         )
+        self.rate_limiter = RequestLimiter(settings)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._ilert: dict[str, IlertClient] = {}
@@ -105,6 +107,7 @@ class Bridge:
             return None
         from .autotask import AutotaskClient
         from .http import make_session
+        from .metrics import autotask_observer
 
         with self._lock:
             self._forked()
@@ -120,6 +123,7 @@ class Bridge:
                     zone_lookup_url=self.settings.autotask_zone_lookup_url,
                     session=make_session(self.settings.worker_threads * 2),
                     timeout=self.settings.http_timeout,
+                    observer=autotask_observer(source.name),
                 )
                 self._autotask[source.name] = client
             return client
@@ -194,6 +198,13 @@ class AutotaskIlert:
         for option in OPTIONS:
             app.config.setdefault(option.key, option.default)
         settings = load_settings(app.config, {**self._options, **options})
+        slowest = 3 * sum(settings.http_timeout)  # a delivery may make a few requests in a row
+        if settings.worker_lease_ms < slowest * 1000:
+            logger.warning(
+                "WORKER_LEASE_SECONDS (%.1f s) is shorter than a delivery may take with the HTTP "
+                "timeouts (%.1f s): a slow delivery can lose its lease and be repeated by another "
+                "worker (a ticket note written twice)", settings.worker_lease_ms / 1000, slowest,
+            )
         bridge = Bridge(settings, app=app)
         app.extensions[EXTENSION_NAME] = bridge
 

@@ -247,13 +247,13 @@ def sync_transition(
     return SyncTransition(rule.action, rule.new_state, last_class in rule.set_status_for)
 
 
-def status_change_still_wanted(
-    action: SyncAction, state: State, last_class: StatusClass | None
-) -> bool:
-    """Re-checked just before a queued ticket write: the ticket may have moved since.
+def status_change_still_wanted(action: SyncAction, last_class: StatusClass | None) -> bool:
+    """Re-checked just before a queued ticket write: the ticket may have moved in Autotask.
 
-    A ticket completed in Autotask while an accept from ilert waited in the queue
-    must not be put back to In Progress; the note is written either way.
+    Only the ticket's own class decides: a ticket completed in Autotask while an
+    accept from ilert waited in the queue must not be put back to In Progress,
+    while an accept followed by a resolve in ilert still writes both, one
+    status change for each thing a person did. The note is written either way.
     """
     rule = {SyncAction.ACCEPT_TICKET: _ACCEPT, SyncAction.RESOLVE_TICKET: _RESOLVE}.get(action)
-    return rule is not None and state is rule.new_state and last_class in rule.set_status_for
+    return rule is not None and last_class in rule.set_status_for

@@ -143,12 +143,57 @@ class CalloutSchema(Schema):
         )
 
 
-_KNOWN_CALLOUT_KEYS = frozenset(CalloutSchema().fields)
+#: One instance for every request: building a marshmallow schema deep-copies its fields,
+#: which cost more than the load itself (docs/performance.md). Loading does not change it.
+_CALLOUT_SCHEMA = CalloutSchema()
+_KNOWN_CALLOUT_KEYS = frozenset(_CALLOUT_SCHEMA.fields)
+
+
+def _text_or_none(data: dict[str, Any], key: str, longest: int) -> tuple[bool, str | None]:
+    value = data.get(key)
+    if value is None or (isinstance(value, str) and len(value) <= longest):
+        return True, value
+    return False, None
+
+
+def _load_plain(data: dict[str, Any]) -> Callout | None:
+    """The schema's result for a plainly valid callout, without marshmallow; None otherwise.
+
+    What Autotask sends (text fields within their limits) is checked here exactly
+    as ``CalloutSchema`` checks it; anything else, and every invalid body, goes
+    through the schema, which gives the same result and the field errors.
+    """
+    ticket, status = data.get("id"), data.get("status")
+    if isinstance(ticket, str):
+        text = ticket.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 16):
+            return None
+        ticket = int(text)
+    elif not isinstance(ticket, int) or isinstance(ticket, bool):
+        return None
+    if not 1 <= ticket <= MAX_TICKET_ID:
+        return None
+    if not isinstance(status, str) or len(status) > 128 or not status.strip():
+        return None
+    number_ok, number = _text_or_none(data, "number", 64)
+    domain_ok, domain = _text_or_none(data, "domain", 255)
+    if not (number_ok and domain_ok):
+        return None
+    return Callout(
+        ticket_id=ticket,
+        status=" ".join(status.split()),
+        number=number,
+        domain=domain,
+        created=parse_timestamp(data.get("created_datetime")),
+        last_activity=parse_timestamp(data.get("last_activity_datetime")),
+    )
 
 
 def load_callout(data: dict[str, Any]) -> Callout:
     """Validate a callout body; unknown keys ride along in ``extra``, truncated and bounded."""
-    callout: Callout = CalloutSchema().load(data)
+    callout: Callout | None = _load_plain(data) if isinstance(data, dict) else None
+    if callout is None:
+        callout = _CALLOUT_SCHEMA.load(data)
     extra = {
         str(key)[:64]: str(value)[:MAX_EXTRA_CHARS]
         for key, value in list(data.items())

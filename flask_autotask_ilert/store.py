@@ -17,6 +17,9 @@ Layout (every key under the configured prefix):
 ``pace:<digest>``           send-slot log of one ilert integration key
 ``busy:<digest>:<endpoint>`` holders of Autotask request places (semaphore)
 ``usage:<digest>``          last reading of the Autotask tenant's hourly API usage
+``heartbeats``              sorted set "<host>:<pid>:<id>" -> last heartbeat of a worker (ms)
+``wake``                    list of wake-up tokens: one per queued callout event, popped by
+                            idle delivery threads (at most 64 kept; expires when unused)
 ``stats``                   counters of things ignored on purpose
 """
 
@@ -36,9 +39,9 @@ import redis
 from .errors import StoreUnavailable
 from .lifecycle import Action, State, StatusClass, Transition
 
-_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore")
+_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay")
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
-_WITH_AUDIT = frozenset({"callout", "finish", "transition"})
+_WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
 
 
 def _script_text(name: str) -> str:
@@ -89,6 +92,14 @@ class Keys:
 
     def usage(self, digest: str) -> str:
         return f"{self.prefix}usage:{digest}"
+
+    @property
+    def heartbeats(self) -> str:
+        return f"{self.prefix}heartbeats"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.prefix}wake"
 
     @property
     def stats(self) -> str:
@@ -237,7 +248,8 @@ class Store:
             self.audit_entries,
             self.reject_audit_ms,
         ]
-        keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
+        keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready,
+                self.keys.wake]
         with self._guard():
             action, previous, new = self._script("callout")(keys=keys, args=args)
         return CalloutOutcome(_text(action), State(_text(previous)), State(_text(new)))
@@ -308,6 +320,15 @@ class Store:
         return [json.loads(item) for item in raw]
 
     # -- delivery -------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds (at most 1) for a wake-up token; True if one came.
+
+        Every callout that queues an event pushes a token (callout.lua), so an idle
+        delivery thread starts on it at once instead of at its next poll.
+        """
+        with self._guard():
+            return self.client.blpop([self.keys.wake], timeout=max(0.01, min(timeout, 1.0))) is not None
 
     def claim(self, token: str, lease_ms: int, limit: int) -> list[Claim]:
         """Lease up to ``limit`` due ticket queues and read their heads."""
@@ -415,6 +436,125 @@ class Store:
         with self._guard():
             raw = self.client.lrange(self.keys.dead, start, stop)
         return [json.loads(item) for item in raw]
+
+    # -- watching and operating (metrics, readyz, the CLI) ---------------------------
+
+    def queue_heads(self, batch: int = 200) -> list[QueueHead]:
+        """Every ticket with undelivered work, with when its oldest event was queued.
+
+        Batched so that a backlog of thousands of tickets costs many short
+        script calls rather than one that holds every other client up.
+        """
+        with self._guard():
+            due: Any = self.client.zrange(self.keys.ready, 0, -1, withscores=True)
+            heads: list[QueueHead] = []
+            for start in range(0, len(due), batch):
+                part = [(_text(m), int(score)) for m, score in due[start:start + batch]]
+                numbers = self._script("heads")(keys=[self.keys.queue_of(m) for m, _ in part])
+                for index, (name, due_ms) in enumerate(part):
+                    at, length = int(numbers[2 * index]), int(numbers[2 * index + 1])
+                    heads.append(QueueHead(name, at if at >= 0 else None, length, due_ms))
+        return heads
+
+    def oldest_queued_ms(self) -> int | None:
+        """When the oldest undelivered event was queued (ms), None if nothing waits."""
+        times = [h.queued_at_ms for h in self.queue_heads() if h.queued_at_ms is not None]
+        return min(times) if times else None
+
+    def schedule(self, source: str, ticket: int) -> tuple[int | None, bool]:
+        """When the ticket's queue may next be worked (ms, None if not queued), and if leased."""
+        name = member(source, ticket)
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zscore(self.keys.ready, name)
+            pipe.hexists(self.keys.leases, name)
+            due, leased = pipe.execute()
+        return (int(due) if due is not None else None), bool(leased)
+
+    def heartbeat(self, worker: str, keep_ms: int) -> None:
+        """Say that ``worker`` is alive now; forget workers silent for ``keep_ms``."""
+        now = self.now_ms()
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(self.keys.heartbeats, {worker: now})
+            pipe.zremrangebyscore(self.keys.heartbeats, "-inf", now - keep_ms)
+            pipe.execute()
+
+    def drop_heartbeat(self, worker: str) -> None:
+        with self._guard():
+            self.client.zrem(self.keys.heartbeats, worker)
+
+    def heartbeats(self) -> list[tuple[str, int]]:
+        """Workers and their last heartbeat (ms), newest first."""
+        with self._guard():
+            raw: Any = self.client.zrange(self.keys.heartbeats, 0, -1, desc=True, withscores=True)
+        return [(_text(name), int(score)) for name, score in raw]
+
+    def usage_reading(self, digest: str) -> tuple[float, int] | None:
+        """The last reading of a tenant's API usage and when it was taken (ms), however old."""
+        with self._guard():
+            raw = self.client.get(self.keys.usage(digest))
+        if raw is None:
+            return None
+        usage, read_at = _text(raw).split("|")
+        return float(usage), int(read_at)
+
+    def dead_records(self) -> list[str]:
+        """The dead list as stored (exact strings, which replay_dead needs to remove one)."""
+        with self._guard():
+            return [_text(item) for item in self.client.lrange(self.keys.dead, 0, -1)]
+
+    def replay_dead(
+        self,
+        record: str,
+        event: Mapping[str, Any],
+        states: tuple[State, ...] = (),
+        audit: str = "",
+    ) -> int:
+        """Queue a dead letter's event again, if ``record`` is still dead: 1, 0 gone, -1 moved on.
+
+        ``states``: the ticket must be in one of these (none given: any), or the
+        record stays dead.
+        """
+        source, ticket = str(event["source"]), int(event["ticket"])
+        with self._guard():
+            return int(self._script("replay")(
+                keys=[self.keys.dead, self.keys.queue(source, ticket), self.keys.ready,
+                      self.keys.mapping(source, ticket)],
+                args=[record, _dumps(event), member(source, ticket), self.now_ms(),
+                      "|".join(s.value for s in states),
+                      self._audit_prefix(audit) if audit and self.audit_entries else "",
+                      self.audit_entries],
+            ))
+
+    def forget(self, source: str, ticket: int) -> bool:
+        """Delete a ticket's record, audit trail and queue in one transaction; False if none."""
+        name = member(source, ticket)
+        with self._guard():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.keys.mapping(source, ticket), self.keys.queue(source, ticket))
+            pipe.zrem(self.keys.ready, name)
+            pipe.hdel(self.keys.leases, name)
+            deleted, unqueued, _unleased = pipe.execute()
+        return bool(deleted or unqueued)
+
+
+@dataclass(frozen=True)
+class QueueHead:
+    """One ticket with undelivered work, as the inspection commands and metrics see it."""
+
+    member: str
+    queued_at_ms: int | None  # when its oldest (head) event was queued
+    length: int
+    due_ms: int  # when it may next be worked (or until when it is leased)
+
+    @property
+    def source(self) -> str:
+        return split_member(self.member)[0]
+
+    @property
+    def ticket(self) -> int:
+        return split_member(self.member)[1]
 
 
 def _text(value: bytes | str) -> str:

@@ -60,9 +60,13 @@ def _note(template: str, sync: SyncSettings, webhook: AlertWebhook) -> str:
 
 
 def handle_webhook(
-    settings: Settings, store: Store, source: SourceConfig, webhook: AlertWebhook
+    settings: Settings, store: Store, source: SourceConfig, webhook: AlertWebhook,
+    request_id: str | None = None,
 ) -> WebhookAnswer:
-    """Apply the ilert -> Autotask table to one webhook (idempotent; repeats change nothing)."""
+    """Apply the ilert -> Autotask table to one webhook (idempotent; repeats change nothing).
+
+    ``request_id`` travels with the queued ticket write, as with callouts.
+    """
     assert source.sync is not None
     ticket = ticket_of(webhook.alert_key)
     if ticket is None:
@@ -94,6 +98,7 @@ def handle_webhook(
             "alert_id": webhook.alert_id,
             "queued_at": store.now_ms(),
             "attempts": 0,
+            **({"request_id": request_id} if request_id else {}),
         }
         new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None

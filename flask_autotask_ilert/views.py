@@ -8,27 +8,33 @@ answer goes back at once. Nothing here calls ilert or Autotask.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
+import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import (
     HTTPException,
+    InternalServerError,
     NotFound,
     RequestEntityTooLarge,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 
-from . import signals
+from . import logs, metrics, signals
 from .callouts import handle_callout
 from .config import Settings, SourceConfig
 from .errors import InvalidPayload, StoreUnavailable
+from .health import readiness
 from .schemas import load_alert_webhook, load_callout
 from .sync import handle_webhook
 
@@ -37,6 +43,49 @@ logger = logging.getLogger("flask_autotask_ilert")
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 MAX_FORM_FIELDS = 64
+#: Deepest nesting of arrays and objects a JSON body may have. A callout is flat and
+#: ilert's webhook nests two levels; checked before parsing, so the limit does not
+#: rest on the parser's recursion guard.
+MAX_JSON_DEPTH = 16
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets in strings do not count)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if bracket.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON, whatever Python's parser allows."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_path_in_logs(view: Any) -> Any:
+    """Log an unexpected error without the request path, which holds the source's token.
+
+    Flask logs an unhandled exception as "Exception on <path>"; here it becomes a
+    plain 500 (an HTTP error, which Flask does not log) after a line without the path.
+    """
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            logger.exception("unexpected error in %s", request.endpoint)
+            raise InternalServerError(original_exception=exc) from None
+
+    return guarded
 
 
 def _bridge() -> Any:
@@ -86,8 +135,10 @@ def _decode(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidPayload("The body is not valid UTF-8.") from None
     if mimetype == JSON:
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise InvalidPayload(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
         try:
-            body = json.loads(text)
+            body = json.loads(text, parse_constant=_no_constant)
         except (ValueError, RecursionError):
             raise InvalidPayload("The body is not valid JSON.") from None
         if not isinstance(body, dict):
@@ -111,20 +162,31 @@ def _decode(data: bytes) -> dict[str, Any]:
     return fields
 
 
+def _check_rate(bridge: Any, source: SourceConfig, endpoint: str) -> None:
+    """The source's RATE_LIMIT (off by default): over it, 429 before anything is read."""
+    retry_after = bridge.rate_limiter.retry_after(source, endpoint)
+    if retry_after is not None:
+        raise TooManyRequests(f"Too many requests for this source; retry in {retry_after} s.",
+                              retry_after=retry_after)
+
+
+@_no_path_in_logs
 def callout(token: str) -> tuple[Response, int]:
-    started = time.perf_counter()
     bridge = _bridge()
     settings: Settings = bridge.settings
     source = settings.source_for_token(token)
     if source is None:
         raise NotFound()
+    _note(source=source.name)
     _check_basic_auth(source)
+    _check_rate(bridge, source, "callout")
     body = _decode(_read_body(settings.max_body_bytes))
     try:
         parsed = load_callout(body)
     except ValidationError as exc:
         raise InvalidPayload("The callout is not valid.", _messages(exc)) from None
-    answer = handle_callout(settings, bridge.store, source, parsed)
+    _note(ticket=parsed.ticket_id, status=parsed.status)
+    answer = handle_callout(settings, bridge.store, source, parsed, request_id=_seen().request_id)
     if answer.http_status == 202:
         signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
                      ticket=answer.ticket, action=answer.action, state=answer.state.value,
@@ -132,17 +194,7 @@ def callout(token: str) -> tuple[Response, int]:
     elif answer.action == "reject":
         signals.send(signals.callout_rejected, bridge.sender, source=source.name,
                      ticket=answer.ticket, status=parsed.status)
-    logger.info(
-        "callout source=%s ticket=%s status=%r action=%s state=%s->%s answer=%s ms=%.1f",
-        source.name,
-        answer.ticket,
-        parsed.status,
-        answer.action,
-        answer.previous.value,
-        answer.state.value,
-        answer.http_status,
-        (time.perf_counter() - started) * 1000,
-    )
+    _note(action=answer.action, state=f"{answer.previous.value}->{answer.state.value}")
     return jsonify(answer.body()), answer.http_status
 
 
@@ -176,12 +228,14 @@ def _webhook_source(settings: Settings, token: str | None) -> SourceConfig:
     return source
 
 
+@_no_path_in_logs
 def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
     """ilert's alert-action webhook: alert status changes flow back into the ticket."""
-    started = time.perf_counter()
     bridge = _bridge()
     settings: Settings = bridge.settings
     source = _webhook_source(settings, token)
+    _note(source=source.name)
+    _check_rate(bridge, source, "webhook")
     body = _read_body(settings.max_body_bytes)
     if request.mimetype != JSON:
         raise UnsupportedMediaType(f"Send {JSON}.")
@@ -189,24 +243,27 @@ def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
         parsed = load_alert_webhook(_decode(body))
     except ValidationError as exc:
         raise InvalidPayload("The webhook is not valid.", _messages(exc)) from None
-    answer = handle_webhook(settings, bridge.store, source, parsed)
-    logger.info(
-        "webhook source=%s alert=%s ticket=%s status=%s event=%s action=%s answer=%s ms=%.1f",
-        source.name,
-        parsed.alert_id,
-        answer.ticket,
-        parsed.status,
-        parsed.event_type,
-        answer.action,
-        answer.http_status,
-        (time.perf_counter() - started) * 1000,
-    )
+    _note(alert=parsed.alert_id, status=parsed.status, event_type=parsed.event_type)
+    answer = handle_webhook(settings, bridge.store, source, parsed, request_id=_seen().request_id)
+    _note(ticket=answer.ticket, action=answer.action,
+          state=answer.state.value if answer.state else None)
     return jsonify(answer.body()), answer.http_status
 
 
 def _messages(exc: ValidationError) -> dict[str, Any]:
     messages = exc.messages
     return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def openapi_description() -> Response:
+    """The OpenAPI description of these endpoints (openapi.py), built once per app."""
+    bridge = _bridge()
+    spec = getattr(bridge, "openapi", None)
+    if spec is None:
+        from .openapi import build_spec
+
+        spec = bridge.openapi = build_spec(bridge.settings)
+    return jsonify(spec)
 
 
 def healthz() -> tuple[Response, int]:
@@ -217,6 +274,92 @@ def healthz() -> tuple[Response, int]:
     return jsonify({"status": "ok", "redis": "ok"}), 200
 
 
+def readyz() -> tuple[Response, int]:
+    """Ready only when Redis answers, a worker is alive and the queue is not stuck."""
+    ready, body = readiness(_bridge())
+    return jsonify(body), 200 if ready else 503
+
+
+def _bearer_matches(expected: str) -> bool:
+    """Constant-time check of 'Authorization: Bearer <token>'."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    same = hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
+    return scheme.lower() == "bearer" and same
+
+
+def metrics_endpoint() -> Response:
+    """Prometheus exposition; behind a Bearer token when METRICS_TOKEN is set."""
+    bridge = _bridge()
+    token = bridge.settings.metrics_token
+    if token and not _bearer_matches(token):
+        from werkzeug.datastructures import WWWAuthenticate
+
+        raise Unauthorized(www_authenticate=WWWAuthenticate("bearer", {"realm": "autotask-ilert"}))
+    body, content_type = metrics.render(bridge, request.headers.get("Accept"))
+    return Response(body, content_type=content_type)
+
+
+# -- one log line and one count per callout and webhook ---------------------------------
+
+#: The endpoints that get a log line and a count, and what the line is called.
+_OBSERVED = {"autotask_ilert.callout": "callout", "autotask_ilert.ilert_webhook": "webhook"}
+
+
+@dataclass
+class _Seen:
+    """What is known about this request so far; the view and error handlers add to it."""
+
+    request_id: str
+    started: float
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _start() -> None:
+    g.autotask_ilert_seen = _Seen(
+        logs.request_id(request.headers.get(logs.REQUEST_ID_HEADER)), time.perf_counter()
+    )
+
+
+def _seen() -> _Seen:
+    seen: _Seen | None = g.get("autotask_ilert_seen")
+    if seen is None:  # a view called without the blueprint's hooks (not through a request)
+        _start()
+        seen = g.autotask_ilert_seen
+    return seen
+
+
+def _note(**fields: Any) -> None:
+    _seen().fields.update(fields)
+
+
+def _finish(response: Response) -> Response:
+    """Log and count the request once, whatever answered it (view or error handler).
+
+    The request id is echoed, except on a 404: an unknown token must look like
+    any other unknown URL of the app.
+    """
+    seen: _Seen | None = g.get("autotask_ilert_seen")
+    if seen is None:
+        return response
+    kind = _OBSERVED.get(request.endpoint or "")
+    if kind is not None:
+        fields = dict(seen.fields)
+        error, reason = fields.pop("error", None), fields.pop("reason", None)
+        code = response.status_code
+        line = {"request_id": seen.request_id, **fields, "outcome": code,
+                "duration_ms": (time.perf_counter() - seen.started) * 1000,
+                "error": error, "reason": reason}
+        logs.emit(logging.WARNING if code >= 500 else logging.INFO, kind, line,
+                  _bridge().settings.log_format)
+        count = metrics.count_callout if kind == "callout" else metrics.count_webhook
+        count(str(fields.get("source", "")), str(fields.get("action", "none")), code)
+    if response.status_code != 404:
+        response.headers[logs.REQUEST_ID_HEADER] = seen.request_id
+    return response
+
+
 # -- errors: registered on the blueprint only, never app-wide ------------------------
 
 
@@ -225,11 +368,12 @@ def _error_body(code: str, message: str, errors: dict[str, Any] | None = None) -
 
 
 def _invalid(exc: InvalidPayload) -> tuple[Response, int]:
+    _note(error="invalid_payload")
     return jsonify(_error_body("invalid_payload", exc.description or "", exc.errors)), 400
 
 
 def _unavailable(exc: StoreUnavailable) -> Response:
-    logger.warning("store unavailable, request not recorded: %s", exc.reason)
+    _note(error="store_unavailable", reason=exc.reason)  # logged by _finish: not recorded
     retry_after = _bridge().settings.retry_after_seconds
     response = jsonify(_error_body("store_unavailable", exc.description or ""))
     response.status_code = 503
@@ -243,8 +387,9 @@ def _http_error(exc: HTTPException) -> Any:
         return exc
     response = jsonify(_error_body(exc.name.lower().replace(" ", "_"), exc.description or ""))
     response.status_code = exc.code
+    _note(error=exc.name.lower().replace(" ", "_"))
     for header, value in exc.get_headers():
-        if header.lower() == "www-authenticate":
+        if header.lower() in ("www-authenticate", "retry-after"):
             response.headers[header] = value
     return response
 
@@ -255,8 +400,13 @@ def create_blueprint(settings: Settings) -> Blueprint:
     blueprint.add_url_rule("/ilert/<token>", view_func=ilert_webhook, methods=["POST"])
     blueprint.add_url_rule("/ilert", view_func=ilert_webhook, methods=["POST"])
     blueprint.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
+    blueprint.add_url_rule("/openapi.json", view_func=openapi_description, methods=["GET"])
+    blueprint.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
+    blueprint.add_url_rule("/metrics", view_func=metrics_endpoint, methods=["GET"])
+    blueprint.before_request(_start)
+    blueprint.after_request(_finish)
     blueprint.register_error_handler(InvalidPayload, _invalid)
     blueprint.register_error_handler(StoreUnavailable, _unavailable)
-    for code in (401, 413, 415):
+    for code in (401, 413, 415, 429, 500):
         blueprint.register_error_handler(code, _http_error)
     return blueprint

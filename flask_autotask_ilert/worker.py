@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import signals
+from . import logs, metrics, signals
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
@@ -38,6 +40,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_autotask_ilert")
 
 CLAIM_BATCH = 8
+#: How long a thread waits (seconds, one try after each) for a busy Autotask request place
+#: before it puts the event off by 50-250 ms (docs/performance.md: the put-off events set p99).
+PLACE_PAUSES = (0.005, 0.01, 0.02)
+#: How often a running worker says it is alive (readyz; at most a third of READY_HEARTBEAT_SECONDS).
+HEARTBEAT_SECONDS = 5.0
+#: Heartbeats of workers silent this long are dropped (long enough to tell "stopped an hour ago").
+HEARTBEAT_KEEP_MS = 86_400_000
+
+
+def _pace_window_ms(window: float, poll: float) -> int:
+    """The pacing window: ilert's, plus a margin for the jitter between a slot and the send.
+
+    An event goes out a little after its slot (a poll interval, a busy thread, the
+    network). Spaced exactly one window apart, two sends can then arrive less than a
+    window apart, and ilert answers 429; the margin (2% of the window, at least
+    250 ms and two poll intervals) keeps them apart at a small cost in throughput.
+    """
+    return int(1000 * (window + max(0.25, 2 * poll, 0.02 * window)))
 
 
 def _key_digest(integration_key: str) -> str:
@@ -61,6 +81,9 @@ class Worker:
         self.clock = clock or bridge.clock
         self.delivered = 0
         self._count_lock = threading.Lock()
+        #: How this worker appears in the heartbeats: which host and process to look at.
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._local = threading.local()  # when the event in hand was taken up, per thread
 
     # -- loops ---------------------------------------------------------------------
 
@@ -73,10 +96,29 @@ class Worker:
             threading.Thread(target=self._loop, args=(stop,), name=f"autotask-ilert-{n}", daemon=True)
             for n in range(self.threads)
         ]
+        threads.append(threading.Thread(
+            target=self._heartbeat, args=(stop,), name="autotask-ilert-heartbeat", daemon=True
+        ))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+    def beat(self) -> None:
+        """Record that this worker is alive, for readyz and the workers metric."""
+        self.store.heartbeat(self.name, HEARTBEAT_KEEP_MS)
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Beat until stopped, then withdraw, so a clean shutdown shows at once in readyz."""
+        interval = min(HEARTBEAT_SECONDS, self.settings.ready_heartbeat_seconds / 3)
+        while True:
+            # Redis down: the delivery threads say so in the log; the beat resumes with Redis.
+            with suppress(StoreUnavailable):
+                self.beat()
+            if stop.wait(interval):
+                break
+        with suppress(StoreUnavailable):  # if it fails, the heartbeat ages out of readyz instead
+            self.store.drop_heartbeat(self.name)
 
     def _loop(self, stop: threading.Event) -> None:
         token = uuid.uuid4().hex
@@ -92,7 +134,20 @@ class Worker:
                 stop.wait(1.0)
                 continue
             if not worked:
-                stop.wait(self.settings.worker_poll_seconds)
+                self._idle(stop)
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait for work: at once when a callout queues an event, else the poll interval."""
+        deadline = time.monotonic() + self.settings.worker_poll_seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if self.store.wait_for_work(left):
+                    return
+            except StoreUnavailable:  # the next claim says so, and waits
+                return
 
     def work_once(self, token: str | None = None) -> int:
         """Claim a batch of due ticket queues and settle each head; returns how many."""
@@ -116,6 +171,7 @@ class Worker:
     # -- one event -----------------------------------------------------------------------
 
     def process(self, claim: Claim) -> str:
+        self._local.started = time.perf_counter()
         if claim.head is None:
             self.store.finish(claim)
             return "empty"
@@ -136,6 +192,8 @@ class Worker:
                 next_at_ms=self.store.now_ms() + int(deferred.seconds * 1000),
                 replace_head=event,
             )
+            self._report(event, "deferred", deferred.level, attempt=None,
+                         next_in_s=deferred.seconds, reason=deferred.reason)
             return "deferred"
 
     def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
@@ -144,8 +202,8 @@ class Worker:
             facts = TicketFacts()
             if event["action"] == Action.CREATE.value:
                 found = self._ticket_facts(source, event)
-                if found is None:
-                    return self._retry(claim, event, "autotask", None)
+                if isinstance(found, str):
+                    return self._retry(claim, event, found, None)
                 facts = found
             body = build_event(event, source.priority, facts)
             event["body"] = body
@@ -154,22 +212,27 @@ class Worker:
             slot = self.store.reserve_send_slot(
                 _key_digest(source.ilert_integration_key),
                 source.ilert_rate_limit,
-                int(source.ilert_rate_window * 1000),
+                _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds),
                 event["id"],
             )
             event["slot"] = slot
             if slot > self.store.now_ms():
                 self.store.finish(claim, next_at_ms=slot, replace_head=event)
+                self._report(event, "paced", logging.DEBUG, attempt=None,
+                             next_in_s=(slot - self.store.now_ms()) / 1000)
                 return "paced"
 
         result = self.bridge.ilert(source).send_event(
             {**body, "integrationKey": source.ilert_integration_key}
         )
+        if result.status == 429:
+            metrics.count_ilert_rate_limited(source.name)
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
-            return self._delivered(claim, event, f"{body['eventType']} {result.verdict.name.lower()}")
+            return self._delivered(claim, event, f"{body['eventType']} {result.verdict.name.lower()}",
+                                   verdict=result.verdict.value, status=result.status)
         if result.verdict is Verdict.RETRY:
             event.pop("slot", None)
-            return self._retry(claim, event, result.reason, result.retry_after)
+            return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
         return self._dead(claim, event, result.status, result.reason)
 
     def _deliver_ticket(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
@@ -182,7 +245,7 @@ class Worker:
         if event.get("status_label") and STATUS_STEP not in event.get("done", []):
             mapping = self.store.mapping(source.name, int(event["ticket"]))
             if mapping is None or not status_change_still_wanted(
-                SyncAction(event["action"]), mapping.state, mapping.status_class
+                SyncAction(event["action"]), mapping.status_class
             ):
                 event["status_label"] = None  # the ticket moved on meanwhile; only the note
 
@@ -225,23 +288,18 @@ class Worker:
         )
         return self._delivered(claim, event, "ticket updated")
 
-    def _delivered(self, claim: Claim, event: dict[str, Any], outcome: str) -> str:
+    def _delivered(
+        self, claim: Claim, event: dict[str, Any], outcome: str,
+        verdict: str = "delivered", status: int | None = None,
+    ) -> str:
         tries = int(event.get("attempts", 0)) + 1
         self.store.finish(claim, audit=f"{_what(event)} delivered ({outcome}, try {tries})")
         with self._count_lock:
             self.delivered += 1
         latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
         attempts = int(event.get("attempts", 0)) + 1
-        logger.info(
-            "delivered source=%s ticket=%s target=%s action=%s outcome=%s attempts=%s latency_ms=%s",
-            event.get("source"),
-            event.get("ticket"),
-            event.get("target"),
-            event.get("action"),
-            outcome,
-            attempts,
-            latency,
-        )
+        self._report(event, verdict, logging.INFO, attempt=attempts, http_status=status,
+                     latency_ms=latency)
         signals.send(
             signals.event_delivered,
             self.bridge.sender,
@@ -268,7 +326,13 @@ class Worker:
         name = f"{client.integration_code_digest}:{endpoint}"
         token = uuid.uuid4().hex
         hold_ms = int(sum(self.settings.http_timeout) * 3 * 1000)
-        if not self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token):
+        taken = self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token)
+        for pause in PLACE_PAUSES:  # a place held for one short request is often free again soon
+            if taken:
+                break
+            time.sleep(pause)
+            taken = self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token)
+        if not taken:
             raise _Deferred(random.uniform(0.05, 0.25))
         try:
             yield
@@ -291,14 +355,14 @@ class Worker:
                 return
             self.store.cache_usage(digest, usage, self.settings.autotask_threshold_check_ms)
         if usage >= self.settings.autotask_threshold_share:
-            logger.warning(
-                "Autotask tenant at %.0f%% of its hourly API budget; ticket writes wait",
-                usage * 100,
+            raise _Deferred(
+                min(60.0, self.settings.autotask_threshold_check_ms / 1000),
+                f"Autotask tenant at {usage:.0%} of its hourly API budget",
+                logging.WARNING,
             )
-            raise _Deferred(min(60.0, self.settings.autotask_threshold_check_ms / 1000))
 
-    def _ticket_facts(self, source: SourceConfig, event: dict[str, Any]) -> TicketFacts | None:
-        """The ticket as Autotask has it, or None to try again later.
+    def _ticket_facts(self, source: SourceConfig, event: dict[str, Any]) -> TicketFacts | str:
+        """The ticket as Autotask has it, or why not yet (the event is tried again later).
 
         After ENRICH_ATTEMPTS failed reads the alert goes out with the callout's
         data: paging never waits on Autotask's health.
@@ -325,8 +389,7 @@ class Worker:
             tries = int(event.get("enrich_attempts", 0)) + 1
             event["enrich_attempts"] = tries
             if exc.retryable and tries < self.settings.enrich_attempts:
-                logger.info("ticket %s: Autotask read failed (%s); retrying", event["ticket"], exc)
-                return None
+                return f"autotask: {exc}"  # said once, in the retry line
             logger.warning(
                 "ticket %s: Autotask read failed (%s); paging with the callout's data",
                 event["ticket"],
@@ -335,7 +398,8 @@ class Worker:
             return TicketFacts()
 
     def _retry(
-        self, claim: Claim, event: dict[str, Any], reason: str, retry_after: float | None
+        self, claim: Claim, event: dict[str, Any], reason: str, retry_after: float | None,
+        status: int | None = None,
     ) -> str:
         attempts = int(event.get("attempts", 0)) + 1
         event["attempts"] = attempts
@@ -344,15 +408,8 @@ class Worker:
         )
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.settings.retry_cap_seconds))
-        logger.info(
-            "retry source=%s ticket=%s action=%s attempt=%s in %.1fs: %s",
-            event.get("source"),
-            event.get("ticket"),
-            event.get("action"),
-            attempts,
-            delay,
-            reason,
-        )
+        self._report(event, "retry", logging.INFO, attempt=attempts, http_status=status,
+                     next_in_s=delay, reason=reason)
         self.store.finish(
             claim,
             next_at_ms=self.store.now_ms() + int(delay * 1000),
@@ -362,14 +419,8 @@ class Worker:
         return "retry"
 
     def _dead(self, claim: Claim, event: dict[str, Any], status: int | None, reason: str) -> str:
-        logger.error(
-            "dead letter source=%s ticket=%s action=%s status=%s: %s",
-            event.get("source"),
-            event.get("ticket"),
-            event.get("action"),
-            status,
-            reason,
-        )
+        self._report(event, "dead", logging.ERROR, attempt=int(event.get("attempts", 0)) + 1,
+                     http_status=status, reason=reason)
         record = {
             "event": event,
             "status": status,
@@ -389,6 +440,37 @@ class Worker:
         )
         return "dead"
 
+    def _report(
+        self, event: dict[str, Any], outcome: str, level: int, *,
+        attempt: int | None, latency_ms: int | None = None, **fields: Any,
+    ) -> None:
+        """The one log line and the count of one delivery outcome.
+
+        The line carries the request id of the callout or webhook that queued
+        the event, so both ends of a ticket change can be found together.
+        """
+        source = str(event.get("source", ""))
+        target = str(event.get("target", ""))
+        started = getattr(self._local, "started", None)
+        logs.emit(level, "delivery", {
+            "request_id": event.get("request_id"),
+            "source": source,
+            "ticket": event.get("ticket"),
+            "target": target,
+            "action": event.get("action"),
+            "outcome": outcome,
+            "attempt": attempt,
+            **fields,
+            "duration_ms": (time.perf_counter() - started) * 1000 if started is not None else None,
+            "latency_ms": latency_ms,
+        }, self.settings.log_format)
+        metrics.count_delivery(
+            source if source in self.settings.sources else "",
+            target if target in ("ilert", "ticket") else "unknown",
+            outcome,
+            latency_ms / 1000 if latency_ms is not None else None,
+        )
+
 
 def _what(event: dict[str, Any]) -> str:
     """How the audit trail names an event: "ilert create", "ticket accept-ticket"."""
@@ -396,8 +478,16 @@ def _what(event: dict[str, Any]) -> str:
 
 
 class _Deferred(Exception):
-    """Not a failure: the event waits ``seconds`` (a busy place, a spent budget)."""
+    """Not a failure: the event waits ``seconds`` (a busy place, a spent budget).
 
-    def __init__(self, seconds: float) -> None:
+    ``level``: how loudly the wait is logged; a busy place is routine, a spent
+    budget is worth an operator's eye.
+    """
+
+    def __init__(
+        self, seconds: float, reason: str = "autotask busy", level: int = logging.DEBUG
+    ) -> None:
         super().__init__(seconds)
         self.seconds = seconds
+        self.reason = reason
+        self.level = level

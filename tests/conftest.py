@@ -25,6 +25,9 @@ from flask import Flask
 
 from flask_autotask_ilert import AutotaskIlert
 
+#: --reliability-report: the figures of docs/reliability.md (tests/reliability/report.py).
+pytest_plugins = ("tests.reliability.report",)
+
 DATA = Path(__file__).parent / "data"
 TOKEN = "test-callout-token-0123456789abcdef"
 INTEGRATION_KEY = "il1api-test-integration-key-42"

@@ -1,4 +1,9 @@
-"""``make demo`` must keep telling the truth: the story it prints, its exit code, no secrets."""
+"""The demo must keep telling the truth: the story it prints, its exit code, no secrets.
+
+``flask_autotask_ilert.testing.demo`` holds the demo (it ships in the wheel and
+runs against a minimal host app); ``examples/demo.py``, which ``make demo`` runs,
+plays the same story through the example portal.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,15 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from examples import demo
-from examples.msp_portal import create_app
+from examples import demo as example_demo
+from flask_autotask_ilert.testing import demo
 
 ROOT = Path(__file__).parents[1]
 
@@ -30,8 +36,11 @@ ANSWERS = [
 ]
 
 
-def run_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                   argv: list[str]) -> tuple[int, str, dict[str, Any]]:
+def run_in_process(
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    create_app: Callable[[dict[str, Any]], Flask] = example_demo.create_portal,
+) -> tuple[int, str, dict[str, Any]]:
     """Run ``demo.main`` and return its exit code, its output and the config it built the app with."""
     seen: dict[str, Any] = {}
 
@@ -39,16 +48,20 @@ def run_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
         seen.update(config)
         return create_app(config)
 
-    monkeypatch.setattr(demo, "create_app", recording_create_app)
-    code = demo.main(argv)
+    code = demo.main(argv, create_app=recording_create_app, app_name="example app")
     out, err = capsys.readouterr()
     return code, out + err, seen
 
 
+@pytest.mark.parametrize(
+    "create_app", [example_demo.create_portal, demo.create_host_app], ids=["portal", "minimal"]
+)
 def test_demo_tells_the_whole_story(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    create_app: Callable[[dict[str, Any]], Flask],
 ) -> None:
-    code, out, config = run_in_process(monkeypatch, capsys, [])
+    code, out, config = run_in_process(capsys, [], create_app)
 
     assert code == 0, out
     assert "Demo OK" in out
@@ -89,19 +102,23 @@ def test_demo_fails_when_a_step_does_not_happen(
     monkeypatch.setattr(demo, "STEPS", tuple(steps))
     monkeypatch.setattr(demo, "EVENT_TIMEOUT", 0.5)
 
-    code, out, _ = run_in_process(monkeypatch, capsys, [])
+    code, out, _ = run_in_process(capsys, [])
 
     assert code == 1
     assert "Demo FAILED" in out
     assert "expected 202 accept" in out
 
 
-def test_make_demo_runs_as_a_module() -> None:
+@pytest.mark.parametrize(
+    ("module", "host"),
+    [("examples.demo", "example app"), ("flask_autotask_ilert.testing.demo", "minimal host app")],
+)
+def test_demo_runs_as_a_module(module: str, host: str) -> None:
     # A real Redis URL in the environment must not be picked up: the demo uses its own store.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOTASK_ILERT_")}
     env["AUTOTASK_ILERT_REDIS_URL"] = "redis://127.0.0.1:1/0"
     proc = subprocess.run(
-        [sys.executable, "-m", "examples.demo"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -110,4 +127,5 @@ def test_make_demo_runs_as_a_module() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Demo OK" in proc.stdout
+    assert f"bridge ({host})" in proc.stdout
     assert proc.stderr == ""

@@ -22,6 +22,8 @@ import requests
 
 from flask_autotask_ilert.testing.deployment import Deployment, wait_until
 
+pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
+
 ROOT = Path(__file__).resolve().parents[1]
 
 NEW, IN_PROGRESS, CLOSED, WAITING, OTHER = "NEW", "IN_PROGRESS", "CLOSED", "WAITING", "OTHER"

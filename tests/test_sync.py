@@ -623,11 +623,21 @@ def test_a_ticket_completed_meanwhile_is_not_reopened(app: Flask, rsps: response
 
 
 def test_status_change_still_wanted_rules() -> None:
-    from flask_autotask_ilert.lifecycle import State, StatusClass, SyncAction, status_change_still_wanted
+    from flask_autotask_ilert.lifecycle import StatusClass, SyncAction, status_change_still_wanted
 
     accept, resolve = SyncAction.ACCEPT_TICKET, SyncAction.RESOLVE_TICKET
-    assert status_change_still_wanted(accept, State.ACCEPTED, StatusClass.NEW)
-    assert not status_change_still_wanted(accept, State.RESOLVED, StatusClass.CLOSED)
-    assert not status_change_still_wanted(accept, State.ACCEPTED, StatusClass.IN_PROGRESS)
-    assert status_change_still_wanted(resolve, State.RESOLVED, StatusClass.IN_PROGRESS)
-    assert not status_change_still_wanted(resolve, State.RESOLVED, StatusClass.CLOSED)
+    assert status_change_still_wanted(accept, StatusClass.NEW)
+    assert not status_change_still_wanted(accept, StatusClass.CLOSED)
+    assert not status_change_still_wanted(accept, StatusClass.IN_PROGRESS)
+    assert status_change_still_wanted(resolve, StatusClass.IN_PROGRESS)
+    assert not status_change_still_wanted(resolve, StatusClass.CLOSED)
+
+
+def test_accept_then_resolve_in_ilert_writes_both_even_when_the_worker_is_behind(
+    app: Flask, rsps: responses.RequestsMock
+) -> None:
+    webhook(app, "ACCEPTED")
+    webhook(app, "RESOLVED")
+    drain(app)
+    assert patches(rsps) == [{"id": 7, "status": 8}, {"id": 7, "status": 5}]
+    assert len(notes(rsps)) == 2

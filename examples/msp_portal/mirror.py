@@ -9,9 +9,11 @@ calls Autotask's API), e.g. for a portal that keeps its own ticket view::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 
 from flask_autotask_ilert.tickets import TicketUpdate, TicketUpdateError
 
@@ -29,8 +31,19 @@ class SqliteTicketMirror:
                 " updated_at TEXT DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (source, ticket))"
             )
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose transaction is committed (or rolled back) and which is closed on exit.
+
+        ``with sqlite3.connect(...)`` alone only ends the transaction; the connection
+        stays open until it is collected, which Python 3.13 reports as a ResourceWarning.
+        """
+        db = sqlite3.connect(self.path, timeout=5)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def __call__(self, update: TicketUpdate) -> None:
         try:

@@ -8,6 +8,7 @@
 -- KEYS[1] ticket    hash: s = "STATE|CLASS|LAST_ACTIVITY_US", a = audit trail
 -- KEYS[2] queue     the ticket's pending events (list, oldest first)
 -- KEYS[3] ready     sorted set: queue member -> time it may next be worked (ms)
+-- KEYS[4] wake      list of wake-up tokens for idle delivery threads (capped, expiring)
 -- ARGV[1] status class of this callout
 -- ARGV[2] last activity, integer microseconds, or "" when the callout had none
 -- ARGV[3] now (ms)
@@ -55,6 +56,9 @@ end
 if event ~= '' then
   redis.call('RPUSH', KEYS[2], event)
   redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[5])
+  redis.call('LPUSH', KEYS[4], '1')
+  redis.call('LTRIM', KEYS[4], 0, 63)
+  redis.call('PEXPIRE', KEYS[4], 60000)
 end
 
 redis.call('HSET', KEYS[1], 's', new_state .. '|' .. ARGV[1] .. '|' .. incoming)

@@ -1,0 +1,95 @@
+"""Optional per-source request-rate limit for floods (``RATE_LIMIT``), counted in Redis.
+
+A misconfigured workflow rule, a loop in another integration or a leaked token
+can send a source thousands of requests a second. With ``RATE_LIMIT`` set, the
+requests of one source that go over it are answered ``429`` with
+``Retry-After`` before anything is read or recorded. Off by default: a real
+burst of tickets (a mass outage) must never be refused, so the recommended
+value is far above anything Autotask sends (docs/configuration.md).
+
+The limit uses the engine of Flask-Limiter, the ``limits`` package (same limit
+strings, same Redis storage, moving window), but only for the bridge's own
+endpoints: Flask-Limiter's ``init_app`` would hook every request of the host
+app and read the host's own ``RATELIMIT_*`` settings. Counters live on the
+bridge's Redis under ``<prefix>limits:``; with the in-process store they live
+in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .config import Settings, SourceConfig
+
+#: What docs/configuration.md recommends: far above any burst Autotask or ilert sends.
+RECOMMENDED_RATE_LIMIT = "3000/minute"
+
+
+def parse_rate_limit(value: str) -> list[RateLimitItem]:
+    """The limits of a ``RATE_LIMIT`` string ("100/second;3000/minute"); ValueError if invalid."""
+    items = parse_many(value)
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(f"{value!r}: give one or more limits such as '100/second', each above 0")
+    return items
+
+
+class RequestLimiter:
+    """Counts requests per source and endpoint; shared by every web process through Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._limiter: MovingWindowRateLimiter | None = None
+        self._items = {
+            name: parse_rate_limit(source.rate_limit)
+            for name, source in settings.sources.items()
+            if source.rate_limit
+        }
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._items)
+
+    def _strategy(self) -> MovingWindowRateLimiter:
+        with self._lock:
+            if self._limiter is None:
+                settings = self._settings
+                storage: Storage
+                if settings.redis_url:
+                    storage = RedisStorage(
+                        settings.redis_url,
+                        key_prefix=f"{settings.redis_prefix}limits",
+                        wrap_exceptions=True,
+                        socket_timeout=2.0,
+                        socket_connect_timeout=2.0,
+                    )
+                else:
+                    storage = MemoryStorage()
+                self._limiter = MovingWindowRateLimiter(storage)
+            return self._limiter
+
+    def retry_after(self, source: SourceConfig, endpoint: str) -> int | None:
+        """Count this request; the seconds to wait if it goes over the limit, else None."""
+        items = self._items.get(source.name)
+        if not items:
+            return None
+        limiter = self._strategy()
+        try:
+            for item in items:
+                if not limiter.hit(item, endpoint, source.name):
+                    reset_at, _ = limiter.get_window_stats(item, endpoint, source.name)
+                    return max(1, math.ceil(reset_at - time.time()))
+        except StorageError as exc:
+            raise StoreUnavailable(f"rate limit storage: {type(exc.storage_error).__name__}") from exc
+        return None

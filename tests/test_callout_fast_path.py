@@ -1,0 +1,55 @@
+"""The callout loader's fast path gives exactly what the marshmallow schema gives.
+
+``load_callout`` checks a plainly valid body (what Autotask sends) without
+marshmallow, for speed (docs/performance.md); everything else goes through
+``CalloutSchema``. Whenever the fast path accepts a body, the schema must accept
+it too and build the same callout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flask_autotask_ilert.schemas import MAX_TICKET_ID, CalloutSchema, _load_plain, load_callout
+
+TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=140)
+IDS = (
+    st.integers(min_value=-5, max_value=MAX_TICKET_ID + 5)
+    | st.sampled_from([True, False, 1.0, None, [], 0, MAX_TICKET_ID, MAX_TICKET_ID + 1])
+    | st.from_regex(r"\A\s*[-+]?[0-9\u0660-\u0669]{0,18}\s*\Z")  # Arabic-Indic digits too
+    | TEXT
+)
+STATUSES = st.sampled_from(["New", " In  Progress ", "Complete", "", "   ", "x" * 128, "x" * 129]) | TEXT
+OPTIONAL_TEXT = st.none() | TEXT | st.text(max_size=300) | st.integers() | st.booleans()
+TIMES = st.sampled_from(["2019-10-30T15:06:38.58300000-04:00:00", "2019-10-30T15:06:38Z", "", "x"]) | TEXT
+
+BODIES = st.fixed_dictionaries({}, optional={
+    "id": IDS, "status": STATUSES | st.integers() | st.none(), "number": OPTIONAL_TEXT,
+    "domain": OPTIONAL_TEXT, "created_datetime": TIMES | st.integers(),
+    "last_activity_datetime": TIMES | st.none(), "extra": TEXT,
+})
+
+
+@settings(max_examples=500, deadline=None)
+@given(BODIES)
+def test_the_fast_path_agrees_with_the_schema(body: dict[str, Any]) -> None:
+    fast = _load_plain(dict(body))
+    if fast is None:
+        return
+    assert CalloutSchema().load(dict(body)) == fast
+
+
+def test_what_autotask_sends_takes_the_fast_path() -> None:
+    body = {
+        "id": "7865", "number": "T20191029.0002", "status": "New",
+        "created_datetime": "2019-10-29T14:14:47.64300000-04:00:00",
+        "last_activity_datetime": "2019-10-30T15:06:38.58300000-04:00:00",
+        "domain": "EXAMPLESANDBOX.COM", "udf": "kept",
+    }
+    fast = _load_plain(body)
+    assert fast is not None and fast == CalloutSchema().load(body)
+    loaded = load_callout(body)
+    assert loaded.ticket_id == 7865 and loaded.extra == {"udf": "kept"}
