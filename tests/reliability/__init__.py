@@ -1,0 +1,1 @@
+"""Reliability and security: faults injected into real processes, and the report's figures."""
