@@ -1,17 +1,41 @@
 # The two set-up commands of the README are `make demo` and `make test`;
 # each creates the virtualenv and installs what it needs on first use.
+# `make test` is exactly what CI runs (.ci/run): the oldest and the newest
+# environments of tox.ini's version matrix, lint, typing and docs, then the build
+# and the wheel check. The whole matrix (`make tox`) took 31 minutes on the
+# 2-core machine, over CI's 30-minute budget for it; see README.md.
+# `make check` is the quick loop: ruff, mypy and pytest in .venv only.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
+TOOLS_STAMP := $(VENV)/.tools-stamp
+# tox finds the Pythons of its matrix through pyenv's shims.
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYENV_VERSION ?= 3.11.7:3.10.13:3.12.1:3.13.0
+TOX := PATH="$(PYENV_ROOT)/shims:$$PATH" PYENV_VERSION="$(PYENV_VERSION)" $(VENV)/bin/tox
+ENVS ?=
+CI_ENVS := py310-flask23-marshmallow3,py313-flask31-marshmallow4,lint,typing,docs
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test check lint typecheck unit tox docs docs-serve config-docs dist dist-check clean \
+	reliability-report bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
+
+# tox, the docs site and the release tools, in the same virtualenv.
+$(TOOLS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,docs,release,ci]"
+	touch $(TOOLS_STAMP)
+
+# The benchmark's extras (gunicorn, matplotlib), in the same virtualenv.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m examples.demo
@@ -26,7 +50,54 @@ unit: $(STAMP)
 	scripts/ensure-redis-server
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+check: lint typecheck unit
+
+test: $(TOOLS_STAMP)
+	scripts/ensure-redis-server
+	$(TOX) run -e $(CI_ENVS)
+	$(MAKE) dist-check
+
+# Every environment of tox.ini's env_list (ENVS=py313-flask31-marshmallow4,lint for some).
+tox: $(TOOLS_STAMP)
+	scripts/ensure-redis-server
+	$(TOX) run $(if $(ENVS),-e $(ENVS))
+
+docs: $(TOOLS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(TOOLS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# Runs the fault scenarios and the hostile-input tests, writes their figures to
+# build/reliability.json and renders them into the table of docs/reliability.md.
+reliability-report: $(STAMP)
+	scripts/ensure-redis-server
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability tests/test_hostile_input.py \
+		--reliability-report=build/reliability.json
+	$(PY) scripts/reliability-report build/reliability.json docs/reliability.md
+
+# Rewrites the option tables of docs/configuration.md from config.OPTIONS.
+config-docs: $(STAMP)
+	$(PY) -m flask_autotask_ilert.config_reference --write
+
+# sdist and wheel in dist/, checked by twine.
+dist: $(TOOLS_STAMP)
+	rm -rf dist
+	$(PY) -m build --quiet --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# Installs the wheel into a fresh virtualenv, away from the source tree, and runs the demo from it.
+dist-check: dist
+	scripts/check-dist dist $(PYTHON)
+
+# The performance benchmark (docs/performance.md, about ten minutes; BENCH_ARGS=--smoke for
+# a few seconds). It starts its own redis-server and servers on loopback; wrk drives the
+# saturation runs when Debian's package can be installed, a Python client otherwise.
+BENCH_ARGS ?=
+bench: $(BENCH_STAMP)
+	scripts/ensure-redis-server
+	scripts/ensure-wrk
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site .tox *.egg-info .pytest_cache .mypy_cache .ruff_cache
