@@ -300,17 +300,20 @@ class Worker:
         attempts = int(event.get("attempts", 0)) + 1
         self._report(event, verdict, logging.INFO, attempt=attempts, http_status=status,
                      latency_ms=latency)
+        self._signal(signals.event_delivered, event, attempts=attempts, latency_ms=latency)
+        return "delivered"
+
+    def _signal(self, signal: Any, event: dict[str, Any], **extra: Any) -> None:
+        """Signals about an event name it the same way: source, ticket, target, action."""
         signals.send(
-            signals.event_delivered,
+            signal,
             self.bridge.sender,
             source=event.get("source"),
             ticket=event.get("ticket"),
             target=event.get("target"),
             action=event.get("action"),
-            attempts=attempts,
-            latency_ms=latency,
+            **extra,
         )
-        return "delivered"
 
     @contextmanager
     def _autotask_place(self, client: AutotaskClient | None, endpoint: str) -> Iterator[None]:
@@ -428,16 +431,7 @@ class Worker:
             "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
         }
         self.store.finish(claim, dead_record=record, audit=f"{_what(event)} dead-lettered: {reason}")
-        signals.send(
-            signals.delivery_failed,
-            self.bridge.sender,
-            source=event.get("source"),
-            ticket=event.get("ticket"),
-            target=event.get("target"),
-            action=event.get("action"),
-            status=status,
-            reason=reason,
-        )
+        self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 
     def _report(
