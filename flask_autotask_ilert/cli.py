@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from flask.cli import with_appcontext
 
+from .audit import REPLAYED, Entry
 from .config import SourceConfig
 from .extension import Bridge, get_bridge
 from .http import redact
@@ -428,7 +429,7 @@ def replay_command(ticket: int | None, replay_all: bool, source: str | None, for
                 (str(event.get("target")), str(event.get("action"))), ())
             outcome = store.replay_dead(
                 raw, _fresh(event, store.now_ms()), states,
-                audit=f"{event.get('target')} {event.get('action')} replayed from the dead letters",
+                audit_entry=Entry.delivery(REPLAYED, event),
             )
             if outcome == 1:
                 done += 1

@@ -72,9 +72,11 @@ OPTIONS: tuple[Option, ...] = (
            "webhooks) for it change nothing. Fractions allowed."),
     Option("RETRY_AFTER_SECONDS", 5, int, "The `Retry-After` value sent with a 503 when Redis cannot be "
            "reached."),
-    Option("AUDIT_ENTRIES", 10, int,
+    Option("AUDIT_ENTRIES", 8, int,
            "Records kept in each ticket's audit trail (callouts, webhooks, deliveries, retries, dead "
-           "letters), newest first, inside the ticket's own Redis key. `0` keeps none. At most 100."),
+           "letters), newest first, inside the ticket's own Redis key, 8 bytes each. Up to 8 keep the "
+           "ticket in Redis' compact hash encoding (`hash-max-listpack-value` 64); more cost about 180 "
+           "bytes per ticket unless that Redis setting is raised. `0` keeps none. At most 100."),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
            "How long the audit trail of a rejected ticket (one that has no alert) is kept. Greater than 0."),
     Option("SOURCES", None, "json",

@@ -9,7 +9,7 @@ never answered 2xx).
 Layout (every key under the configured prefix):
 
 ``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US", ``a`` audit
-                            trail (newest first, capped); RESOLVED ones expire
+                            trail (8-byte records, audit.py); RESOLVED ones expire
 ``q:<source>:<ticket>``     the ticket's undelivered events, oldest first
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
@@ -36,6 +36,7 @@ from typing import Any
 
 import redis
 
+from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
 from .errors import StoreUnavailable
 from .lifecycle import Action, State, StatusClass, Transition
 
@@ -50,11 +51,6 @@ def _script_text(name: str) -> str:
     if name in _WITH_AUDIT:
         text = folder.joinpath("_audit.lua").read_text(encoding="utf-8") + "\n" + text
     return text
-
-
-def audit_text(text: str) -> str:
-    """One line of an audit record: no newlines, bounded length."""
-    return " ".join(str(text).split())[:200]
 
 
 @dataclass(frozen=True)
@@ -173,7 +169,7 @@ class Store:
         client_factory: Callable[[], redis.Redis],
         prefix: str,
         clock: Callable[[], float],
-        audit_entries: int = 10,
+        audit_entries: int = COMPACT_ENTRIES,
         reject_audit_ms: int = 86_400_000,
     ) -> None:
         self.keys = Keys(prefix)
@@ -230,10 +226,9 @@ class Store:
         events: Mapping[Action, str],
         last_activity_us: int | None,
         retention_ms: int,
-        status_label: str = "",
     ) -> CalloutOutcome:
         """Evaluate the column against the stored state and queue its event: one round trip."""
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             status_class.value,
             "" if last_activity_us is None else last_activity_us,
             self.now_ms(),
@@ -244,7 +239,7 @@ class Store:
             cell = column[state]
             args += [cell.action.value, cell.new_state.value, events.get(cell.action, "")]
         args += [
-            self._audit_prefix(f"callout {status_label!r}:") if self.audit_entries else "",
+            callout_prefix(self.now_ms() // 1000, status_class) if self.audit_entries else "",
             self.audit_entries,
             self.reject_audit_ms,
         ]
@@ -254,8 +249,9 @@ class Store:
             action, previous, new = self._script("callout")(keys=keys, args=args)
         return CalloutOutcome(_text(action), State(_text(previous)), State(_text(new)))
 
-    def _audit_prefix(self, text: str) -> str:
-        return f"{self.now_ms() // 1000}|{audit_text(text)}"
+    def _audit_record(self, entry: Entry | None) -> bytes | str:
+        """The stamped record for a script ("" when there is none or the trail is off)."""
+        return entry.pack(self.now_ms() // 1000) if entry is not None and self.audit_entries else ""
 
     def mapping(self, source: str, ticket: int) -> TicketMapping | None:
         key = self.keys.mapping(source, ticket)
@@ -276,18 +272,18 @@ class Store:
         new: TicketMapping,
         event: str | None,
         retention_ms: int | None,
-        audit: str = "",
+        audit_entry: Entry | None = None,
     ) -> bool:
         """Store ``new`` (and queue ``event``) only if the mapping is still ``expected``."""
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready]
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             expected.encode() if expected else "",
             new.encode(),
             event or "",
             member(source, ticket),
             self.now_ms(),
             "" if retention_ms is None else retention_ms,
-            self._audit_prefix(audit) if audit and self.audit_entries else "",
+            self._audit_record(audit_entry),
             self.audit_entries,
         ]
         with self._guard():
@@ -299,11 +295,7 @@ class Store:
             raw = self.client.hget(self.keys.mapping(source, ticket), "a")
         if raw is None:
             return []
-        records = []
-        for line in _text(raw).split("\n"):
-            stamp, _, text = line.partition("|")
-            records.append((int(stamp), text))
-        return records
+        return decode(raw if isinstance(raw, bytes) else raw.encode("latin-1"))
 
     def count(self, counter: str, amount: int = 1) -> None:
         with self._guard():
@@ -357,7 +349,7 @@ class Store:
         dead_record: Mapping[str, Any] | None = None,
         replace_head: Mapping[str, Any] | None = None,
         keep_lease: bool = False,
-        audit: str = "",
+        audit_entry: Entry | None = None,
     ) -> bool:
         """Pop (or replace) the claimed head, hand the queue back; False if the lease was lost."""
         event_id = claim.head["id"] if claim.head else ""
@@ -378,7 +370,7 @@ class Store:
                     _dumps(dead_record) if dead_record else "",
                     _dumps(replace_head) if replace_head else "",
                     "1" if keep_lease else "",
-                    self._audit_prefix(audit) if audit and self.audit_entries else "",
+                    self._audit_record(audit_entry),
                     self.audit_entries,
                 ],
             )
@@ -509,7 +501,7 @@ class Store:
         record: str,
         event: Mapping[str, Any],
         states: tuple[State, ...] = (),
-        audit: str = "",
+        audit_entry: Entry | None = None,
     ) -> int:
         """Queue a dead letter's event again, if ``record`` is still dead: 1, 0 gone, -1 moved on.
 
@@ -523,7 +515,7 @@ class Store:
                       self.keys.mapping(source, ticket)],
                 args=[record, _dumps(event), member(source, ticket), self.now_ms(),
                       "|".join(s.value for s in states),
-                      self._audit_prefix(audit) if audit and self.audit_entries else "",
+                      self._audit_record(audit_entry),
                       self.audit_entries],
             ))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .alerts import ALERT_KEY_PREFIX
+from .audit import WEBHOOK, Entry
 from .config import Settings, SourceConfig, SyncSettings
 from .errors import StoreUnavailable
 from .lifecycle import IlertStatus, State, SyncAction, sync_transition
@@ -102,12 +103,9 @@ def handle_webhook(
         }
         new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
-        audit = (
-            f"webhook {status.value} by {webhook.who}: {change.action.value} "
-            f"{mapping.state.value}>{change.new_state.value}"
-        )
+        entry = Entry.transition(WEBHOOK, change.action.value, mapping.state, change.new_state)
         if store.compare_and_set(
-            source.name, ticket, mapping, new, dumps_event(event), retention, audit=audit
+            source.name, ticket, mapping, new, dumps_event(event), retention, audit_entry=entry
         ):
             return WebhookAnswer(ticket, change.action.value, change.new_state)
     raise StoreUnavailable("the ticket's mapping kept changing; try again")

@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import logs, metrics, signals
+from . import audit, logs, metrics, signals
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
@@ -292,8 +292,9 @@ class Worker:
         self, claim: Claim, event: dict[str, Any], outcome: str,
         verdict: str = "delivered", status: int | None = None,
     ) -> str:
+        kind = audit.ALREADY_DONE if verdict == Verdict.ALREADY_DONE.value else audit.DELIVERED
         tries = int(event.get("attempts", 0)) + 1
-        self.store.finish(claim, audit=f"{_what(event)} delivered ({outcome}, try {tries})")
+        self.store.finish(claim, audit_entry=audit.Entry.delivery(kind, event, tries, status))
         with self._count_lock:
             self.delivered += 1
         latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
@@ -417,7 +418,7 @@ class Worker:
             claim,
             next_at_ms=self.store.now_ms() + int(delay * 1000),
             replace_head=event,
-            audit=f"{_what(event)} failed (try {attempts}), next in {delay:.0f}s: {reason}",
+            audit_entry=audit.Entry.delivery(audit.FAILED, event, attempts, status),
         )
         return "retry"
 
@@ -430,7 +431,8 @@ class Worker:
             "reason": reason,
             "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
         }
-        self.store.finish(claim, dead_record=record, audit=f"{_what(event)} dead-lettered: {reason}")
+        self.store.finish(claim, dead_record=record, audit_entry=audit.Entry.delivery(
+            audit.DEAD, event, int(event.get("attempts", 0)) + 1, status))
         self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 
@@ -464,11 +466,6 @@ class Worker:
             outcome,
             latency_ms / 1000 if latency_ms is not None else None,
         )
-
-
-def _what(event: dict[str, Any]) -> str:
-    """How the audit trail names an event: "ilert create", "ticket accept-ticket"."""
-    return f"{event.get('target')} {event.get('action')}"
 
 
 class _Deferred(Exception):

@@ -204,7 +204,7 @@ def test_status_explains_a_rejected_ticket_and_fails_for_an_unknown_one(make_app
     assert post(app, 55, "Complete") == 400
     result = cli(app, "status", "55")
     assert result.exit_code == 0
-    assert "state        NONE" in result.output and "callout 'Complete': reject NONE" in result.output
+    assert "state        NONE" in result.output and "callout CLOSED: reject NONE>NONE" in result.output
     unknown = cli(app, "status", "56")
     assert unknown.exit_code == 1
     assert "ticket 56: no record" in unknown.output

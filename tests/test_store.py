@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 import redis
 
+from flask_autotask_ilert.audit import DELIVERED, Entry
 from flask_autotask_ilert.callouts import handle_callout
 from flask_autotask_ilert.config import load_settings
 from flask_autotask_ilert.lifecycle import Action, State, StatusClass, column
@@ -243,7 +244,8 @@ def test_a_rejected_ticket_is_audited_but_not_tracked(store: Store) -> None:
     apply(store, 22, StatusClass.WAITING)
     apply(store, 22, StatusClass.CLOSED)
     assert store.mapping("default", 22) is None
-    assert [t.split(": ", 1)[1] for _, t in store.audit("default", 22)] == ["reject NONE", "reject NONE"]
+    assert [t for _, t in store.audit("default", 22)] == [
+        "callout CLOSED: reject NONE>NONE", "callout WAITING: reject NONE>NONE"]
     assert apply(store, 22, StatusClass.NEW)[0] == "create"  # the audit does not count as an alert
     mapping = store.mapping("default", 22)
     assert mapping is not None and mapping.ttl_ms is None  # tracked now: the short expiry is gone
@@ -261,13 +263,47 @@ def test_no_audit_when_turned_off(make_store: Callable[[], Store]) -> None:
 def test_deliveries_are_audited_on_the_ticket(store: Store) -> None:
     apply(store, 25, StatusClass.NEW)
     [claim] = store.claim("w", 10_000, 5)
-    store.finish(claim, audit="ilert create delivered")
-    assert store.audit("default", 25)[0][1] == "ilert create delivered"
+    store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
+    assert [text for _, text in store.audit("default", 25)] == [
+        "ilert create delivered (try 1, http 202)",
+        "callout NEW: create NONE>PENDING",
+    ]
+
+
+def test_a_full_lifecycle_keeps_the_ticket_in_the_compact_encoding(store: Store) -> None:
+    """Eight records of eight bytes: Redis keeps the hash as a listpack (a third of the memory)."""
+    for status_class in (StatusClass.NEW, StatusClass.NEW, StatusClass.IN_PROGRESS, StatusClass.CLOSED):
+        apply(store, 27, status_class)
+        for claim in store.claim("w", 10_000, 5):
+            store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 2, 202))
+    for _ in range(5):
+        apply(store, 27, StatusClass.CLOSED)
+    trail = store.audit("default", 27)
+    assert len(trail) == 8
+    assert [text for _, text in trail][:2] == ["callout CLOSED: nothing RESOLVED>RESOLVED"] * 2
+    key = store.keys.mapping("default", 27)
+    assert len(store.client.hget(key, "a") or b"") == 64
+    if not isinstance(store.client, fakeredis.FakeRedis):  # fakeredis has no OBJECT ENCODING
+        assert store.client.object("encoding", key) in (b"listpack", b"ziplist")
 
 
 def test_finish_never_recreates_a_forgotten_ticket(store: Store) -> None:
     apply(store, 26, StatusClass.NEW)
     [claim] = store.claim("w", 10_000, 5)
     store.client.delete(store.keys.mapping("default", 26))
-    store.finish(claim, audit="ilert create delivered")
+    store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
     assert store.client.exists(store.keys.mapping("default", 26)) == 0
+
+
+def test_every_callout_action_is_named_in_the_trail(store: Store) -> None:
+    """callout.lua spells the action letters itself; each must read back as its action."""
+    apply(store, 28, StatusClass.NEW, last_us=2_000)
+    apply(store, 28, StatusClass.IN_PROGRESS, last_us=3_000)
+    apply(store, 28, StatusClass.NEW, last_us=1_000)  # older than the last one: stale
+    apply(store, 28, StatusClass.CLOSED, last_us=4_000)
+    assert [text for _, text in store.audit("default", 28)] == [
+        "callout CLOSED: resolve ACCEPTED>RESOLVED",
+        "callout NEW: stale ACCEPTED>ACCEPTED",
+        "callout IN_PROGRESS: accept PENDING>ACCEPTED",
+        "callout NEW: create NONE>PENDING",
+    ]

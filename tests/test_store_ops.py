@@ -8,6 +8,7 @@ import fakeredis
 import pytest
 import redis
 
+from flask_autotask_ilert.audit import REPLAYED, Entry
 from flask_autotask_ilert.lifecycle import State, StatusClass, column
 from flask_autotask_ilert.store import Store, dumps_event
 
@@ -69,11 +70,11 @@ def test_replay_moves_a_dead_letter_back_once(store: Store) -> None:
     raw = kill_head(store, "default", 7)
     assert store.queue_stats()["tickets"] == 0
     event = {**json.loads(raw)["event"], "attempts": 0}
-    assert store.replay_dead(raw, event, (State.PENDING,), audit="replayed") == 1
+    assert store.replay_dead(raw, event, (State.PENDING,), audit_entry=Entry.delivery(REPLAYED, event)) == 1
     assert store.dead_records() == []
     assert store.queued("default", 7) == [event]
     assert store.queue_stats()["tickets"] == 1
-    assert store.audit("default", 7)[0][1] == "replayed"
+    assert store.audit("default", 7)[0][1] == "ilert create replayed from the dead letters"
     assert store.replay_dead(raw, event) == 0  # already gone: never queued twice
     assert store.queued("default", 7) == [event]
 

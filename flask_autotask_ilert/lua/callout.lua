@@ -16,13 +16,17 @@
 -- ARGV[5] queue member naming this ticket in the ready set
 -- ARGV[6..17] the column: action, new state, event JSON ("" for none) for
 --             NONE, PENDING, ACCEPTED, RESOLVED in that order
--- ARGV[18] audit record prefix ("" = no audit trail)   ARGV[19] audit entries kept
+-- ARGV[18] audit record prefix: time and kind, audit.py ("" = no audit trail)   ARGV[19] audit entries kept
 -- ARGV[20] how long the audit of a rejected (untracked) ticket is kept (ms)
 -- Returns {action, previous state, new state}.
 
-local function audit(text)
+-- Action letters as in audit.py's ACTION_CODES; a state's letter is its first.
+local ACTION_CODE = {create = 'C', accept = 'A', resolve = 'R', nothing = 'N', reject = 'J', stale = 'S'}
+
+local function audit(action, from, to)
   if ARGV[18] ~= '' then
-    audit_push(KEYS[1], ARGV[18] .. ' ' .. text, tonumber(ARGV[19]))
+    local record = ARGV[18] .. (ACTION_CODE[action] or '?') .. string.sub(from, 1, 1) .. string.sub(to, 1, 1)
+    audit_push(KEYS[1], record, tonumber(ARGV[19]))
   end
 end
 
@@ -35,7 +39,7 @@ end
 
 local incoming = ARGV[2]
 if incoming ~= '' and last ~= '' and tonumber(incoming) < tonumber(last) then
-  audit('stale ' .. state)
+  audit('stale', state, state)
   return {'stale', state, state}
 end
 if incoming == '' or (last ~= '' and tonumber(last) > tonumber(incoming)) then
@@ -47,7 +51,7 @@ local action, new_state, event = ARGV[base], ARGV[base + 1], ARGV[base + 2]
 
 if action == 'reject' then
   if ARGV[18] ~= '' and not stored then
-    audit('reject NONE')
+    audit('reject', 'NONE', 'NONE')
     redis.call('PEXPIRE', KEYS[1], ARGV[20])
   end
   return {action, state, state}
@@ -67,5 +71,5 @@ if new_state == 'RESOLVED' and state ~= 'RESOLVED' then
 elseif new_state ~= 'RESOLVED' then
   redis.call('PERSIST', KEYS[1])
 end
-audit(action .. ' ' .. state .. '>' .. new_state)
+audit(action, state, new_state)
 return {action, state, new_state}

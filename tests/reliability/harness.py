@@ -339,12 +339,16 @@ def dead_letters(d: Deployment) -> list[str]:
 
 
 def redis_dump(d: Deployment) -> str:
-    """Every key under the deployment's prefix, with its value, as text."""
-    client = store_client(d)
+    """Every key under the deployment's prefix, with its value, as text.
+
+    Read as bytes: some values are binary (the audit trail's records); their
+    ``repr`` still shows every printable character, so a secret cannot hide.
+    """
+    client = redis.Redis.from_url(d.redis_url)
     parts: list[str] = []
     try:
         for key in client.scan_iter(match=f"{d.redis_prefix}*", count=1000):
-            kind = client.type(key)
+            kind = client.type(key).decode()
             value: Any
             if kind == "string":
                 value = client.get(key)
