@@ -14,11 +14,13 @@ benchmark injects no faults).
 
 from __future__ import annotations
 
+import email.utils
 import io
+import socketserver
 import sys
 import threading
+import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -30,30 +32,56 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # the head and the body go out as two writes
+class _Handler(socketserver.StreamRequestHandler):
+    """One connection: read a request, answer it, repeat until the client closes.
+
+    Parsed by hand rather than with ``http.server``, whose header parsing (the
+    ``email`` package), date formatting and per-line writes cost the simulators
+    about as much CPU as the apps they serve; with the simulators in the
+    benchmark's process, that was CPU and GIL time taken from the drain
+    (docs/performance.md). What goes over the wire is the same: status line,
+    ``Server``, ``Date``, the app's headers, ``Content-Length``, the body.
+    """
+
+    disable_nagle_algorithm = True
     app: WSGIApplication
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def handle(self) -> None:
+        while self._one_request():
+            pass
 
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _one_request(self) -> bool:
+        line = self.rfile.readline(_LINE_LIMIT)
+        while line in (b"\r\n", b"\n"):  # stray blank lines between requests are allowed
+            line = self.rfile.readline(_LINE_LIMIT)
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return False  # closed, or not HTTP: drop the connection
+        method, target, version = parts
+        headers: list[tuple[str, str]] = []
+        while True:
+            raw = self.rfile.readline(_LINE_LIMIT)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+        fields = {name.lower(): value for name, value in headers}
+        length = int(fields.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        path, _, query = self.path.partition("?")
+        connection = fields.get("connection", "").lower()
+        keep = connection != "close" and (version != "HTTP/1.0" or connection == "keep-alive")
+        path, _, query = target.partition("?")
         address: Any = self.server.server_address
-        host, port = address[0], address[1]
         environ: dict[str, Any] = {
-            "REQUEST_METHOD": self.command,
+            "REQUEST_METHOD": method,
             "SCRIPT_NAME": "",
             "PATH_INFO": unquote(path, "latin-1"),
             "QUERY_STRING": query,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_TYPE": fields.get("content-type", ""),
             "CONTENT_LENGTH": str(length),
-            "SERVER_NAME": str(host),
-            "SERVER_PORT": str(port),
-            "SERVER_PROTOCOL": self.request_version,
+            "SERVER_NAME": str(address[0]),
+            "SERVER_PORT": str(address[1]),
+            "SERVER_PROTOCOL": version,
             "REMOTE_ADDR": self.client_address[0],
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -63,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
-        for name, value in self.headers.items():
+        for name, value in headers:
             key = "HTTP_" + name.upper().replace("-", "_")
             if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 environ[key] = value
@@ -80,16 +108,34 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        code, _, reason = answer["status"].partition(" ")
-        self.send_response(int(code), reason)
-        for name, value in answer["headers"]:
-            if name.lower() not in ("content-length", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        head = [f"HTTP/1.1 {answer['status']}", _SERVER, f"Date: {_http_date()}"]
+        head += [f"{name}: {value}" for name, value in answer["headers"]
+                 if name.lower() not in ("content-length", "connection")]
+        head.append(f"Content-Length: {len(data)}")
+        if not keep:
+            head.append("Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+        return keep
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+_LINE_LIMIT = 65537
+_SERVER = f"Server: bench-keepalive Python/{sys.version.split()[0]}"
+_dates: list[tuple[int, str]] = [(0, "")]
+
+
+def _http_date() -> str:
+    """The Date header's value, formatted once a second."""
+    now = int(time.time())
+    stamp, text = _dates[0]
+    if stamp != now:
+        text = email.utils.formatdate(now, usegmt=True)
+        _dates[0] = (now, text)
+    return text
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
 
 
 class KeepAliveServerThread:
@@ -97,7 +143,7 @@ class KeepAliveServerThread:
 
     def __init__(self, app: WSGIApplication) -> None:
         handler = type("Handler", (_Handler,), {"app": staticmethod(app)})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -349,9 +349,13 @@ class Bench:
     def _wait_for_events(self, start: int, wanted: set[tuple[int, str]], timeout: float) -> list[Any]:
         """The ilert simulator's events since ``start`` once (ticket, eventType) of each is in."""
         missing = set(wanted)
+        looked = start  # each event is looked at once: the poll runs in the simulators' process
 
         def arrived() -> bool:
-            for event in self._ilert_events(start):
+            nonlocal looked
+            new = self._ilert_events(looked)
+            looked += len(new)
+            for event in new:
                 if event.accepted:
                     key = str(event.body.get("alertKey", ""))
                     missing.discard((int(key.rsplit("-", 1)[1]), str(event.body.get("eventType"))))

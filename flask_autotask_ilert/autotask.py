@@ -145,6 +145,7 @@ class AutotaskClient:
         self._secret = secret
         self._integration_code = integration_code
         self._secrets = (secret, integration_code, username)
+        self._code_digest: str | None = None
         self._zone_lookup_url = zone_lookup_url.rstrip("/")
         self._impersonation_resource_id = impersonation_resource_id
         self.session = session if session is not None else make_session()
@@ -325,7 +326,10 @@ class AutotaskClient:
     @property
     def integration_code_digest(self) -> str:
         """Names this integration's shared limits in Redis without revealing the code."""
-        return hashlib.sha256(self._integration_code.encode()).hexdigest()[:16]
+        digest = self._code_digest
+        if digest is None:  # hashed once: every Autotask request place is named by it
+            digest = self._code_digest = hashlib.sha256(self._integration_code.encode()).hexdigest()[:16]
+        return digest
 
     def default_value(self, entity: str, field: str) -> int | None:
         """The tenant's default for a picklist field (e.g. a note's type), if it has one."""
