@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from .config import Settings, SourceConfig
 from .lifecycle import EVENT_TYPE, Action, State, column
 from .schemas import Callout
 from .store import Store, dumps_event
+
+_SCHEDULING = frozenset(action.value for action in EVENT_TYPE)
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class CalloutAnswer:
     def http_status(self) -> int:
         if self.action == Action.REJECT.value:
             return 400
-        return 202 if self.action in {a.value for a in EVENT_TYPE} else 200
+        return 202 if self.action in _SCHEDULING else 200
 
     def body(self) -> dict[str, object]:
         return {"ticket": self.ticket, "action": self.action, "state": self.state.value}
@@ -43,25 +46,25 @@ def handle_callout(
     """
     status_class = source.classify(callout.status)
     cells = column(status_class, realert_on_reopen=source.realert_on_reopen)
-    event_id = uuid.uuid4().hex
-    queued_at = store.now_ms()
-    events = {
-        cell.action: dumps_event(
-            {
-                "id": event_id,
-                "target": "ilert",
-                "action": cell.action.value,
-                "source": source.name,
-                "ticket": callout.ticket_id,
-                "callout": callout.record(),
-                "queued_at": queued_at,
-                "attempts": 0,
-                **({"request_id": request_id} if request_id else {}),
-            }
-        )
-        for cell in cells.values()
-        if cell.schedules_event
+    # One event per action the column may schedule (a column often names the same action
+    # for two states); they differ only in "action", so the body is built once.
+    event: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "target": "ilert",
+        "action": "",
+        "source": source.name,
+        "ticket": callout.ticket_id,
+        "callout": callout.record(),
+        "queued_at": store.now_ms(),
+        "attempts": 0,
     }
+    if request_id:
+        event["request_id"] = request_id
+    events: dict[Action, str] = {}
+    for cell in cells.values():
+        if cell.schedules_event and cell.action not in events:
+            event["action"] = cell.action.value
+            events[cell.action] = dumps_event(event)
     outcome = store.apply_callout(
         source.name,
         callout.ticket_id,

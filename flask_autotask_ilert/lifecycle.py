@@ -10,6 +10,7 @@ can pick the cell against the state it holds, atomically, in one round trip.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -113,10 +114,16 @@ def transition(state: State, status_class: StatusClass, *, realert_on_reopen: bo
 
 def column(status_class: StatusClass, *, realert_on_reopen: bool = False) -> dict[State, Transition]:
     """Every stored state's transition for one status class (what the store script needs)."""
-    return {
-        state: transition(state, status_class, realert_on_reopen=realert_on_reopen)
+    return dict(_column(status_class, realert_on_reopen))
+
+
+@functools.cache
+def _column(status_class: StatusClass, realert_on_reopen: bool) -> tuple[tuple[State, Transition], ...]:
+    """Ten possible columns, each looked up on every callout: built once (the table is constant)."""
+    return tuple(
+        (state, transition(state, status_class, realert_on_reopen=realert_on_reopen))
         for state in State
-    }
+    )
 
 
 def fold(label: str) -> str:

@@ -65,7 +65,11 @@ def _text_value(value: Any) -> str:
 
 def format_line(event: str, fields: Mapping[str, Any], log_format: str = TEXT) -> str:
     """The message for one line; fields that are None are left out."""
-    values = {key: _clean(value) for key, value in fields.items() if value is not None}
+    return _format({key: _clean(value) for key, value in fields.items() if value is not None},
+                   event, log_format)
+
+
+def _format(values: Mapping[str, Any], event: str, log_format: str) -> str:
     if log_format == JSON:
         return json.dumps({"event": event, **values}, separators=(",", ":"))
     return " ".join([event, *(f"{key}={_text_value(value)}" for key, value in values.items())])
@@ -79,5 +83,5 @@ def emit(
     if not target.isEnabledFor(level):
         return
     data = {key: _clean(value) for key, value in fields.items() if value is not None}
-    target.log(level, "%s", format_line(event, data, log_format),
+    target.log(level, "%s", _format(data, event, log_format),
                extra={"autotask_ilert": {"event": event, **data}})

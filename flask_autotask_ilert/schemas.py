@@ -6,6 +6,7 @@ Written for marshmallow 3.20+ and 4.x alike: ``unknown = EXCLUDE``,
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -51,7 +52,9 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_offset(offset: str | None) -> timezone:
+    """Cached: a tenant sends one or two offsets, and a timezone is immutable."""
     if not offset or offset.upper() == "Z":
         return timezone.utc
     sign = -1 if offset[0] == "-" else 1

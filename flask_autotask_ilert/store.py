@@ -553,8 +553,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: What ``json.dumps(value, separators=(",", ":"), sort_keys=True)`` builds on every call;
+#: an encoder keeps no state between calls, so one serves every thread.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _ENCODER.encode(value)
 
 
 def dumps_event(event: Mapping[str, Any]) -> str:

@@ -117,7 +117,8 @@ def _basic_challenge() -> Any:
 
 
 def _read_body(limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
+    length = request.content_length
+    if length is not None and length > limit:
         raise RequestEntityTooLarge()
     data = request.stream.read(limit + 1)
     if len(data) > limit:
@@ -127,7 +128,9 @@ def _read_body(limit: int) -> bytes:
 
 def _decode(data: bytes) -> dict[str, Any]:
     """Form (what Autotask sends) or JSON, into a flat dict; anything else is 415/400."""
-    mimetype = request.mimetype
+    # The header as Autotask sends it needs no parsing (parameters, case) to be recognised.
+    content_type = request.environ.get("CONTENT_TYPE")
+    mimetype = content_type if content_type in (FORM, JSON) else request.mimetype
     if mimetype not in (FORM, JSON):
         raise UnsupportedMediaType(f"Send {FORM} or {JSON}.")
     try:
@@ -148,7 +151,10 @@ def _decode(data: bytes) -> dict[str, Any]:
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except ValueError:
         raise InvalidPayload(f"Too many fields (at most {MAX_FORM_FIELDS}).") from None
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(pairs)
+    if len(fields) == len(pairs):  # no field given twice: nothing to compare
+        return fields
+    fields = {}
     repeated = set()
     for key, value in pairs:
         if key in fields and fields[key] != value:
@@ -177,7 +183,9 @@ def callout(token: str) -> tuple[Response, int]:
     source = settings.source_for_token(token)
     if source is None:
         raise NotFound()
-    _note(source=source.name)
+    seen = _seen()
+    noted = seen.fields  # what _note adds to, without looking the request's state up each time
+    noted["source"] = source.name
     _check_basic_auth(source)
     _check_rate(bridge, source, "callout")
     body = _decode(_read_body(settings.max_body_bytes))
@@ -185,17 +193,19 @@ def callout(token: str) -> tuple[Response, int]:
         parsed = load_callout(body)
     except ValidationError as exc:
         raise InvalidPayload("The callout is not valid.", _messages(exc)) from None
-    _note(ticket=parsed.ticket_id, status=parsed.status)
-    answer = handle_callout(settings, bridge.store, source, parsed, request_id=_seen().request_id)
-    if answer.http_status == 202:
+    noted["ticket"], noted["status"] = parsed.ticket_id, parsed.status
+    answer = handle_callout(settings, bridge.store, source, parsed, request_id=seen.request_id)
+    http_status = answer.http_status
+    if http_status == 202:
         signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
                      ticket=answer.ticket, action=answer.action, state=answer.state.value,
                      status=parsed.status)
     elif answer.action == "reject":
         signals.send(signals.callout_rejected, bridge.sender, source=source.name,
                      ticket=answer.ticket, status=parsed.status)
-    _note(action=answer.action, state=f"{answer.previous.value}->{answer.state.value}")
-    return jsonify(answer.body()), answer.http_status
+    noted["action"] = answer.action
+    noted["state"] = f"{answer.previous.value}->{answer.state.value}"
+    return jsonify(answer.body()), http_status
 
 
 def _webhook_source(settings: Settings, token: str | None) -> SourceConfig:
@@ -344,18 +354,20 @@ def _finish(response: Response) -> Response:
     if seen is None:
         return response
     kind = _OBSERVED.get(request.endpoint or "")
+    code = response.status_code
     if kind is not None:
-        fields = dict(seen.fields)
-        error, reason = fields.pop("error", None), fields.pop("reason", None)
-        code = response.status_code
-        line = {"request_id": seen.request_id, **fields, "outcome": code,
-                "duration_ms": (time.perf_counter() - seen.started) * 1000,
-                "error": error, "reason": reason}
-        logs.emit(logging.WARNING if code >= 500 else logging.INFO, kind, line,
-                  _bridge().settings.log_format)
+        noted = seen.fields
+        level = logging.WARNING if code >= 500 else logging.INFO
+        if logger.isEnabledFor(level):  # the line is only built when it is written
+            fields = dict(noted)
+            error, reason = fields.pop("error", None), fields.pop("reason", None)
+            line = {"request_id": seen.request_id, **fields, "outcome": code,
+                    "duration_ms": (time.perf_counter() - seen.started) * 1000,
+                    "error": error, "reason": reason}
+            logs.emit(level, kind, line, _bridge().settings.log_format)
         count = metrics.count_callout if kind == "callout" else metrics.count_webhook
-        count(str(fields.get("source", "")), str(fields.get("action", "none")), code)
-    if response.status_code != 404:
+        count(str(noted.get("source", "")), str(noted.get("action", "none")), code)
+    if code != 404:
         response.headers[logs.REQUEST_ID_HEADER] = seen.request_id
     return response
 

@@ -1,0 +1,97 @@
+"""The callout path's shortcuts (bench/findings.md) build exactly what the plain code built.
+
+Each shortcut replaced a general construction by a cheaper one; these tests
+hold the cheaper one to the output of the general one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_autotask_ilert.callouts import handle_callout
+from flask_autotask_ilert.config import Settings, SourceConfig
+from flask_autotask_ilert.lifecycle import EVENT_TYPE, Action, State, StatusClass, column, transition
+from flask_autotask_ilert.schemas import Callout, parse_timestamp
+from flask_autotask_ilert.store import CalloutOutcome, dumps_event
+
+from .conftest import TOKEN
+
+FORM = "application/x-www-form-urlencoded"
+CALLOUT = f"/autotask-ilert/callout/{TOKEN}"
+
+
+@pytest.mark.parametrize("status_class", list(StatusClass))
+@pytest.mark.parametrize("realert", [False, True])
+def test_a_column_is_the_table_and_a_fresh_dict_each_time(status_class: StatusClass, realert: bool) -> None:
+    expected = {s: transition(s, status_class, realert_on_reopen=realert) for s in State}
+    first = column(status_class, realert_on_reopen=realert)
+    assert first == expected and list(first) == list(State)
+    first.clear()
+    assert column(status_class, realert_on_reopen=realert) == expected
+
+
+def test_dumps_event_is_compact_sorted_json() -> None:
+    event = {"z": 1, "a": {"y": None, "b": "é\n"}, "m": [1.5, True]}
+    assert dumps_event(event) == json.dumps(event, separators=(",", ":"), sort_keys=True)
+
+
+class _Recorder:
+    """A store that records what the callout would write."""
+
+    def __init__(self) -> None:
+        self.events: dict[Action, str] = {}
+
+    def now_ms(self) -> int:
+        return 1_700_000_000_000
+
+    def apply_callout(self, source: str, ticket: int, status_class: StatusClass, cells: Any,
+                      events: dict[Action, str], *rest: Any) -> CalloutOutcome:
+        self.events = dict(events)
+        return CalloutOutcome("nothing", State.NONE, State.NONE)
+
+
+@pytest.mark.parametrize("status", ["New", "In Progress", "Complete", "Waiting Customer", "Other"])
+@pytest.mark.parametrize("realert", [False, True])
+@pytest.mark.parametrize("request_id_given", [None, "req-1"])
+def test_the_queued_events_are_one_per_action_as_built_per_cell(
+    make_app: Any, status: str, realert: bool, request_id_given: str | None
+) -> None:
+    app: Flask = make_app(realert_on_reopen=realert)
+    settings: Settings = app.extensions["autotask_ilert"].settings
+    source: SourceConfig = next(iter(settings.sources.values()))
+    callout = Callout(ticket_id=7865, status=status, number="T1", domain="D",
+                      last_activity=parse_timestamp("2019-10-30T15:06:38.58300000-04:00:00"),
+                      extra={"udf": "x"})
+    store = _Recorder()
+    handle_callout(settings, store, source, callout, request_id=request_id_given)  # type: ignore[arg-type]
+    event_id = json.loads(next(iter(store.events.values())))["id"] if store.events else ""
+    cells = column(source.classify(status), realert_on_reopen=realert)
+    expected = {
+        cell.action: dumps_event({
+            "id": event_id, "target": "ilert", "action": cell.action.value, "source": source.name,
+            "ticket": 7865, "callout": callout.record(), "queued_at": store.now_ms(), "attempts": 0,
+            **({"request_id": request_id_given} if request_id_given else {}),
+        })
+        for cell in cells.values()
+        if cell.action in EVENT_TYPE
+    }
+    assert store.events == expected
+
+
+@pytest.mark.parametrize("content_type",
+                         [FORM, f"{FORM}; charset=utf-8", "Application/X-WWW-Form-Urlencoded"])
+def test_a_form_is_read_whatever_the_spelling_of_its_content_type(make_app: Any, content_type: str) -> None:
+    response = make_app().test_client().post(CALLOUT, data="id=5&status=New", content_type=content_type)
+    assert response.status_code == 202 and response.json == {
+        "ticket": 5, "action": "create", "state": "PENDING"}
+
+
+def test_fields_given_twice_with_different_values_are_refused(make_app: Any) -> None:
+    response = make_app().test_client().post(CALLOUT, data="id=5&status=New&status=Complete",
+                                             content_type=FORM)
+    assert response.status_code == 400
+    assert response.json["errors"] == {"status": ["Given more than once."]}
