@@ -183,9 +183,7 @@ def callout(token: str) -> tuple[Response, int]:
     source = settings.source_for_token(token)
     if source is None:
         raise NotFound()
-    seen = _seen()
-    noted = seen.fields  # what _note adds to, without looking the request's state up each time
-    noted["source"] = source.name
+    _note(source=source.name)
     _check_basic_auth(source)
     _check_rate(bridge, source, "callout")
     body = _decode(_read_body(settings.max_body_bytes))
@@ -193,8 +191,8 @@ def callout(token: str) -> tuple[Response, int]:
         parsed = load_callout(body)
     except ValidationError as exc:
         raise InvalidPayload("The callout is not valid.", _messages(exc)) from None
-    noted["ticket"], noted["status"] = parsed.ticket_id, parsed.status
-    answer = handle_callout(settings, bridge.store, source, parsed, request_id=seen.request_id)
+    _note(ticket=parsed.ticket_id, status=parsed.status)
+    answer = handle_callout(settings, bridge.store, source, parsed, request_id=_seen().request_id)
     http_status = answer.http_status
     if http_status == 202:
         signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
@@ -203,8 +201,7 @@ def callout(token: str) -> tuple[Response, int]:
     elif answer.action == "reject":
         signals.send(signals.callout_rejected, bridge.sender, source=source.name,
                      ticket=answer.ticket, status=parsed.status)
-    noted["action"] = answer.action
-    noted["state"] = f"{answer.previous.value}->{answer.state.value}"
+    _note(action=answer.action, state=f"{answer.previous.value}->{answer.state.value}")
     return jsonify(answer.body()), http_status
 
 
