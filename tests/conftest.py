@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 import redis
+import responses
 from flask import Flask
 
 from flask_autotask_ilert import AutotaskIlert
+from flask_autotask_ilert.extension import get_bridge
+from flask_autotask_ilert.worker import Worker
 
 #: --reliability-report: the figures of docs/reliability.md (tests/reliability/report.py).
 pytest_plugins = ("tests.reliability.report",)
@@ -31,6 +34,18 @@ pytest_plugins = ("tests.reliability.report",)
 DATA = Path(__file__).parent / "data"
 TOKEN = "test-callout-token-0123456789abcdef"
 INTEGRATION_KEY = "il1api-test-integration-key-42"
+
+
+def drain(app: Flask) -> int:
+    """Deliver everything due now with one worker thread; the number of events handled."""
+    return Worker(get_bridge(app), threads=1).drain(timeout=10)
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """HTTP faked at the requests level; modules that need preset answers override it."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 def data_text(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 import responses
@@ -20,9 +19,8 @@ from flask_autotask_ilert.testing.autotask_sim import (
 )
 from flask_autotask_ilert.testing.ilert_sim import IlertState, create_ilert_simulator
 from flask_autotask_ilert.testing.servers import ServerThread
-from flask_autotask_ilert.worker import Worker
 
-from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text
+from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text, drain
 
 ILERT = "http://ilert.invalid/api/events"
 AT = "https://webservices5.autotask.net/atservicesrest"
@@ -48,16 +46,6 @@ def cli(app: Flask, *args: str, input: str | None = None) -> Result:
 def post(app: Flask, ticket: int, status: str) -> int:
     response = app.test_client().post(CALLOUT, data=f"id={ticket}&status={status}", content_type=FORM)
     return int(response.status_code)
-
-
-def drain(app: Flask) -> int:
-    return Worker(get_bridge(app), threads=1).drain(timeout=10)
-
-
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def kill(app: Flask, rsps: responses.RequestsMock, *tickets: int) -> None:

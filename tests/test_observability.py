@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.worker import Worker
 
-from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text
+from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text, drain
 
 ROOT = Path(__file__).parents[1]
 ILERT = "http://ilert.invalid/api/events"
@@ -62,16 +62,6 @@ def scrape(app: Flask, headers: dict[str, str] | None = None) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def drain(app: Flask) -> int:
-    return Worker(get_bridge(app), threads=1).drain(timeout=10)
-
-
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 # -- /metrics ---------------------------------------------------------------------------------

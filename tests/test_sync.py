@@ -19,9 +19,8 @@ from flask import Flask
 from flask_autotask_ilert import signals
 from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.tickets import TicketUpdate, TicketUpdateError
-from flask_autotask_ilert.worker import Worker
 
-from .conftest import TOKEN, AppFactory, Clock, data_text
+from .conftest import TOKEN, AppFactory, Clock, data_text, drain
 
 ILERT = "http://ilert.invalid/api/events"
 AT = "https://webservices5.autotask.net/atservicesrest"
@@ -100,10 +99,6 @@ def webhook(
         **extra,
     }
     return app.test_client().post(url, json=body, headers=headers or {})
-
-
-def drain(app: Flask) -> None:
-    Worker(get_bridge(app), threads=1).drain(timeout=10)
 
 
 def at_calls(rsps: responses.RequestsMock, method: str, path: str) -> list[Any]:

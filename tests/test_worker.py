@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 import requests
 import responses
 from flask import Flask
 
 from flask_autotask_ilert.extension import get_bridge
-from flask_autotask_ilert.worker import Worker
 
-from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text
+from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, data_text, drain
 
 ILERT = "http://ilert.invalid/api/events"
 AT = "https://webservices5.autotask.net/atservicesrest"
@@ -41,16 +39,6 @@ def callout(app: Flask, ticket: int, status: str, stamp: str = "") -> int:
 
 def sent(rsps: responses.RequestsMock) -> list[dict[str, Any]]:
     return [json.loads(c.request.body) for c in rsps.calls if c.request.url == ILERT]
-
-
-def drain(app: Flask) -> int:
-    return Worker(get_bridge(app), threads=1).drain(timeout=10)
-
-
-@pytest.fixture
-def rsps() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def autotask_ok(rsps: responses.RequestsMock) -> None:
