@@ -228,8 +228,7 @@ class Worker:
         if result.status == 429:
             metrics.count_ilert_rate_limited(source.name)
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
-            return self._delivered(claim, event, f"{body['eventType']} {result.verdict.name.lower()}",
-                                   verdict=result.verdict.value, status=result.status)
+            return self._delivered(claim, event, verdict=result.verdict.value, status=result.status)
         if result.verdict is Verdict.RETRY:
             event.pop("slot", None)
             return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
@@ -286,19 +285,17 @@ class Worker:
             status_label=update.status_label,
             by=update.by,
         )
-        return self._delivered(claim, event, "ticket updated")
+        return self._delivered(claim, event)
 
     def _delivered(
-        self, claim: Claim, event: dict[str, Any], outcome: str,
-        verdict: str = "delivered", status: int | None = None,
+        self, claim: Claim, event: dict[str, Any], verdict: str = "delivered", status: int | None = None,
     ) -> str:
         kind = audit.ALREADY_DONE if verdict == Verdict.ALREADY_DONE.value else audit.DELIVERED
-        tries = int(event.get("attempts", 0)) + 1
-        self.store.finish(claim, audit_entry=audit.Entry.delivery(kind, event, tries, status))
+        attempts = int(event.get("attempts", 0)) + 1
+        self.store.finish(claim, audit_entry=audit.Entry.delivery(kind, event, attempts, status))
         with self._count_lock:
             self.delivered += 1
         latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
-        attempts = int(event.get("attempts", 0)) + 1
         self._report(event, verdict, logging.INFO, attempt=attempts, http_status=status,
                      latency_ms=latency)
         self._signal(signals.event_delivered, event, attempts=attempts, latency_ms=latency)
@@ -423,16 +420,16 @@ class Worker:
         return "retry"
 
     def _dead(self, claim: Claim, event: dict[str, Any], status: int | None, reason: str) -> str:
-        self._report(event, "dead", logging.ERROR, attempt=int(event.get("attempts", 0)) + 1,
-                     http_status=status, reason=reason)
+        attempts = int(event.get("attempts", 0)) + 1
+        self._report(event, "dead", logging.ERROR, attempt=attempts, http_status=status, reason=reason)
         record = {
             "event": event,
             "status": status,
             "reason": reason,
             "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
         }
-        self.store.finish(claim, dead_record=record, audit_entry=audit.Entry.delivery(
-            audit.DEAD, event, int(event.get("attempts", 0)) + 1, status))
+        self.store.finish(claim, dead_record=record,
+                          audit_entry=audit.Entry.delivery(audit.DEAD, event, attempts, status))
         self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 
