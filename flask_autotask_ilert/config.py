@@ -449,7 +449,7 @@ class Settings:
         for source in self.sources.values():
             name = source.sync.header_name if source.sync else None
             expected = source.sync.header_value if source.sync else None
-            if name and expected and _same(header(name) or "", expected):
+            if name and expected and same_secret(header(name) or "", expected):
                 found = source
         return found
 
@@ -463,7 +463,7 @@ def _priority(value: Any) -> Priority:
     return value if isinstance(value, Priority) else Priority(str(value).strip().upper())
 
 
-def _same(given: str, expected: str) -> bool:
+def same_secret(given: str, expected: str) -> bool:
     """Constant-time comparison of a secret (time does not depend on where they differ)."""
     return hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
@@ -477,7 +477,7 @@ def _match(
     found: SourceConfig | None = None
     for source, tokens in candidates:
         for token in tokens:
-            if _same(given, token):
+            if same_secret(given, token):
                 found = source
     return found
 

@@ -9,7 +9,6 @@ answer goes back at once. Nothing here calls ilert or Autotask.
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import logging
 import re
@@ -32,7 +31,7 @@ from werkzeug.exceptions import (
 
 from . import logs, metrics, signals
 from .callouts import handle_callout
-from .config import Settings, SourceConfig
+from .config import Settings, SourceConfig, same_secret
 from .errors import InvalidPayload, StoreUnavailable
 from .health import readiness
 from .schemas import load_alert_webhook, load_callout
@@ -96,10 +95,10 @@ def _basic_matches(username: str | None, password: str | None) -> bool:
     """Constant-time check of the request's Basic credentials against a configured pair."""
     auth = request.authorization
     basic = auth is not None and auth.type == "basic"
-    given_user = ((auth.username if basic and auth else "") or "").encode("utf-8", "surrogateescape")
-    given_pw = ((auth.password if basic and auth else "") or "").encode("utf-8", "surrogateescape")
-    user_ok = hmac.compare_digest(given_user, (username or "").encode())
-    password_ok = hmac.compare_digest(given_pw, (password or "").encode())
+    given_user = (auth.username if basic and auth else "") or ""
+    given_pw = (auth.password if basic and auth else "") or ""
+    user_ok = same_secret(given_user, username or "")
+    password_ok = same_secret(given_pw, password or "")
     return bool(username) and user_ok and password_ok
 
 
@@ -290,9 +289,7 @@ def readyz() -> tuple[Response, int]:
 def _bearer_matches(expected: str) -> bool:
     """Constant-time check of 'Authorization: Bearer <token>'."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    same = hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
-    )
+    same = same_secret(given.strip(), expected)
     return scheme.lower() == "bearer" and same
 
 
