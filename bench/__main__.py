@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .scenarios import ROOT, Bench, Scale, log, timed
+from .scenarios import FLOORS, ROOT, Bench, Run, Scale, log, timed
 
 PHASES = ("saturation", "round-trips", "propagation", "drain", "fsync", "memory")
 
@@ -42,7 +42,7 @@ def run(scale: Scale, only: set[str] | None = None) -> dict[str, Any]:
         load_before = os.getloadavg()[0]
         if not bench.wrk:
             log("wrk not found: saturation runs use the Python load generator")
-        for name in ("bare", "app"):
+        for name in ("bare", *FLOORS, "app"):
             bench.warm_up(name)
         if wanted("saturation"):
             saturation_and_sweep(bench, scale, results)
@@ -64,8 +64,6 @@ def run(scale: Scale, only: set[str] | None = None) -> dict[str, Any]:
         if wanted("memory"):
             results["memory"] = timed("memory", bench.memory)
             results["memory_no_audit"] = timed("memory without audit", lambda: bench.memory(audit_entries=0))
-            results["memory_listpack"] = timed("memory, hash-max-listpack-value 1024",
-                                               lambda: bench.memory(listpack_value=1024))
         results["machine"]["load average (1 min) at start, end"] = (
             f"{load_before:.2f}, {os.getloadavg()[0]:.2f}")
     finally:
@@ -77,14 +75,18 @@ def run(scale: Scale, only: set[str] | None = None) -> dict[str, Any]:
 
 def saturation_and_sweep(bench: Bench, scale: Scale, results: dict[str, Any]) -> None:
     """Saturation runs alternating between the endpoints, then the open-loop sweep."""
-    # 1. Saturation, alternating so that noise hits both endpoints alike.
+    # 1. Saturation, alternating so that noise hits every endpoint alike.
     saturation = []
     for _ in range(scale.rounds):
-        saturation += [bench.saturate("bare"), bench.saturate("app")]
+        saturation += [bench.saturate(name) for name in ("bare", *FLOORS, "app")]
     results["saturation"] = saturation
     bare = [r for r in saturation if r.target == "bare"]
     app = [r for r in saturation if r.target == "app"]
     ceiling = statistics.median(r.throughput for r in bare)
+
+    def ratio(runs: list[Run]) -> float:
+        """The median of the per-round ratios to the bare endpoint of the same round."""
+        return statistics.median(a.throughput / b.throughput for a, b in zip(runs, bare, strict=True))
     results["summary"] = {
         "bare_throughput": ceiling,
         "app_throughput": statistics.median(r.throughput for r in app),
@@ -92,7 +94,10 @@ def saturation_and_sweep(bench: Bench, scale: Scale, results: dict[str, Any]) ->
         "bare_p99_ms": statistics.median(r.p99_ms for r in bare),
         "app_p50_ms": statistics.median(r.p50_ms for r in app),
         "app_p99_ms": statistics.median(r.p99_ms for r in app),
-        "ratio": statistics.median(a.throughput / b.throughput for a, b in zip(app, bare, strict=True)),
+        "ratio": ratio(app),
+        # The most any callout endpoint with one Redis round trip reaches (bench/floor.py).
+        **{f"{name.replace('-', '_')}_ratio": ratio([r for r in saturation if r.target == name])
+           for name in FLOORS},
         # CPU per callout of every process involved: what throughput follows when CPU is the limit.
         "cpu_ratio": statistics.median(sum(r.cpu_us.values()) for r in bare)
         / max(1e-9, statistics.median(sum(r.cpu_us.values()) for r in app)),

@@ -90,6 +90,8 @@ def figures(results: dict[str, Any]) -> list[tuple[str, str]]:
         ("callout throughput", f"{_num(s['app_throughput'])}/s, p50 {_ms(s['app_p50_ms'])}, "
                                f"p99 {_ms(s['app_p99_ms'])}"),
         ("throughput ratio", f"{s['ratio']:.2f} (CPU cost per callout, bare/portal: {s['cpu_ratio']:.2f})"),
+        ("one-round-trip floor", f"{s['floor_ratio']:.2f} of the bare ceiling with redis-py, "
+                                 f"{s['floor_socket_ratio']:.2f} with a plain socket"),
         ("p99 at half the ceiling", f"{_ms(half['app_p99_ms'])} at {half['rate']:.0f}/s "
                                     f"(bare: {_ms(half['bare_p99_ms'])}; portal at half its own "
                                     f"ceiling, {results['portal_half']['rate']:.0f}/s: "
@@ -208,6 +210,14 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"ratio **{s['ratio']:.2f}** (median of the per-round ratios). The CPU all processes spend per "
         f"callout (web workers, Redis, wrk) gives {s['cpu_ratio']:.2f} (bare/portal): with every core "
         "busy, throughput follows it.\n")
+    add(f"The floors are the bare endpoint plus the one Redis round trip every callout must make "
+        "before it is answered (`bench/floor.py`: one `EVALSHA` of a script that does nothing): "
+        f"**{s['floor_ratio']:.2f}** of the bare ceiling through redis-py with the bridge's socket "
+        f"settings, **{s['floor_socket_ratio']:.2f}** through one plain blocking socket per process "
+        "(the least any Python client can spend). No callout endpoint that records the callout in "
+        "Redis before it answers can do better than these under the same gunicorn settings, "
+        "whatever else it does or does not do; the portal reaches "
+        f"{s['ratio'] / max(1e-9, s['floor_ratio']):.2f} of the redis-py floor.\n")
     add("Latency against offered load (open loop: each request is due at a fixed time and its "
         "latency counts from then, so queueing is not hidden):\n")
     if plot_name:
@@ -260,8 +270,6 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                  mem)]
     if results.get("memory_no_audit"):
         variants.append(("AUDIT_ENTRIES=0 (no audit trail)", results["memory_no_audit"]))
-    if results.get("memory_listpack"):
-        variants.append(("defaults, Redis `hash-max-listpack-value 1024`", results["memory_listpack"]))
     for name, figures_ in variants:
         add(f"| {name} | **{figures_['bytes_per_ticket']:.0f}** | {figures_['encodings']} |")
     add(f"\nWith the defaults the audit field averages {mem['audit_bytes_mean']:.0f} bytes; "

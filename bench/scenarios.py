@@ -41,6 +41,9 @@ from .redis_server import RedisServer
 ROOT = Path(__file__).resolve().parents[1]
 APP_SPEC = "examples.msp_portal:create_app()"
 BARE_SPEC = "bench.bare:create_app()"
+FLOOR_SPEC = "bench.floor:create_app()"
+#: The one-round-trip floor (bench/floor.py), by the Redis client it uses.
+FLOORS = {"floor": "redis-py", "floor-socket": "socket"}
 PREFIX = "bench:"
 
 
@@ -156,6 +159,7 @@ class Bench:
         self.redis = RedisServer(appendfsync="everysec")
         self.app: Deployment | None = None
         self.bare: Deployment | None = None
+        self.floors: dict[str, Deployment] = {}
         self.worker: Any = None
         self._ids = mix.FIRST_ID
         self.steps = mix.round_steps(scale.tickets_per_round)
@@ -187,16 +191,19 @@ class Bench:
         log(f"redis-server {self.redis.version()} on port {self.redis.port} (appendfsync everysec)")
         self.app = self._deployment("app", APP_SPEC).start(workers=0)
         self.bare = self._deployment("bare", BARE_SPEC).start(workers=0)
-        log(f"gunicorn with {self.scale.web_workers} sync workers: portal and bare endpoint up")
+        for name, client in FLOORS.items():
+            self.floors[name] = self._deployment(name, FLOOR_SPEC, {"FLOOR_CLIENT": client}).start(workers=0)
+        log(f"gunicorn with {self.scale.web_workers} sync workers: portal, bare endpoint and "
+            "one-round-trip floors up")
 
     def close(self) -> None:
-        for deployment in (self.app, self.bare):
+        for deployment in (self.app, self.bare, *self.floors.values()):
             if deployment is not None:
                 deployment.stop()
         self.redis.close()
 
     def _target(self, name: str) -> Deployment:
-        deployment = self.app if name == "app" else self.bare
+        deployment = {"app": self.app, "bare": self.bare, **self.floors}[name]
         assert deployment is not None
         return deployment
 
@@ -239,7 +246,7 @@ class Bench:
         else:
             cpu["load generator"] = (time.process_time() - generator_before) * 1e6 / n
         run = Run.of(name, result, cpu)
-        log(f"saturation {name:4}: {run.throughput:7.0f}/s p50 {run.p50_ms:6.1f} ms "
+        log(f"saturation {name:12}: {run.throughput:7.0f}/s p50 {run.p50_ms:6.1f} ms "
             f"p99 {run.p99_ms:6.1f} ms ({result.tool}, {run.errors} errors)")
         return run
 
@@ -508,7 +515,7 @@ class Bench:
 
     # -- 4b. memory per tracked ticket ------------------------------------------------------
 
-    def memory(self, audit_entries: int | None = None, listpack_value: int | None = None) -> dict[str, Any]:
+    def memory(self, audit_entries: int | None = None) -> dict[str, Any]:
         """used_memory delta / N for N tickets of the mix, settled (their events delivered).
 
         A sample of the mix goes through the real code (the callout view, the Lua
@@ -519,8 +526,6 @@ class Bench:
         scale = self.scale
         self.redis.restart("everysec")
         client = self.redis.client()
-        if listpack_value is not None:  # a server setting: small hashes stay compact up to this size
-            client.config_set("hash-max-listpack-value", listpack_value)
         baseline = int(client.info("memory")["used_memory"])
         app = Flask("bench-memory")
         config: dict[str, Any] = {

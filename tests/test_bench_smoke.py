@@ -46,6 +46,7 @@ def test_the_benchmark_runs_and_prints_every_figure(tmp_path: Path) -> None:
     numbers = [
         results["summary"]["app_throughput"], results["summary"]["bare_throughput"],
         results["summary"]["ratio"], results["half"]["app_p99_ms"],
+        results["summary"]["floor_ratio"], results["summary"]["floor_socket_ratio"],
         results["propagation"]["p50_ms"], results["propagation"]["p99_ms"],
         results["drain"]["rate"], results["propagation"]["calls_per_alert"],
         results["propagation"]["calls_per_status_callout"], results["round_trips"]["per_callout"],
