@@ -327,14 +327,13 @@ class Worker:
         name = f"{client.integration_code_digest}:{endpoint}"
         token = uuid.uuid4().hex
         hold_ms = int(sum(self.settings.http_timeout) * 3 * 1000)
-        taken = self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token)
-        for pause in PLACE_PAUSES:  # a place held for one short request is often free again soon
-            if taken:
+        # A place held for one short request is often free again soon: try again after each pause.
+        for pause in (*PLACE_PAUSES, None):
+            if self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token):
                 break
+            if pause is None:
+                raise _Deferred(random.uniform(0.05, 0.25))
             time.sleep(pause)
-            taken = self.store.try_acquire(name, self.settings.autotask_concurrency, hold_ms, token)
-        if not taken:
-            raise _Deferred(random.uniform(0.05, 0.25))
         try:
             yield
         finally:
