@@ -13,7 +13,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timezone
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
@@ -151,10 +151,14 @@ class _Session(requests.Session):
         """requests' netrc lookup for an origin, re-read (like the environment) after ``ENV_TTL``."""
         if not self.trust_env:
             return None
+        return self._fresh(self._netrc, origin, lambda: get_netrc_auth(origin))
+
+    def _fresh(self, cache: dict[Any, tuple[float, Any]], key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` for ``ENV_TTL`` seconds."""
         now = time.monotonic()
-        cached = self._netrc.get(origin)
+        cached = cache.get(key)
         if cached is None or now - cached[0] > self.ENV_TTL:
-            self._netrc[origin] = cached = (now, get_netrc_auth(origin))
+            cache[key] = cached = (now, compute())
         return cached[1]
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
@@ -163,14 +167,9 @@ class _Session(requests.Session):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url.decode() if isinstance(url, bytes) else str(url))
         key = (parts.scheme, parts.netloc, stream, verify, cert)
-        now = time.monotonic()
-        cached = self._env_cache.get(key)
-        if cached is None or now - cached[0] > self.ENV_TTL:
-            fresh: dict[str, Any] = dict(
-                super().merge_environment_settings(url, proxies, stream, verify, cert)
-            )
-            self._env_cache[key] = cached = (now, fresh)
-        settings = cached[1]
+        settings = self._fresh(self._env_cache, key, lambda: dict(
+            super(_Session, self).merge_environment_settings(url, proxies, stream, verify, cert)
+        ))
         return {**settings, "proxies": dict(settings["proxies"])}
 
 
