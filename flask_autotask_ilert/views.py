@@ -106,13 +106,14 @@ def _check_basic_auth(source: SourceConfig) -> None:
     if source.callout_username and not _basic_matches(
         source.callout_username, source.callout_password
     ):
-        raise Unauthorized(www_authenticate=_basic_challenge())
+        raise Unauthorized(www_authenticate=_challenge("basic"))
 
 
-def _basic_challenge() -> Any:
+def _challenge(scheme: str) -> Any:
+    """The WWW-Authenticate answer of a 401 from these endpoints."""
     from werkzeug.datastructures import WWWAuthenticate
 
-    return WWWAuthenticate("basic", {"realm": "autotask-ilert"})
+    return WWWAuthenticate(scheme, {"realm": "autotask-ilert"})
 
 
 def _read_body(limit: int) -> bytes:
@@ -223,14 +224,14 @@ def _webhook_source(settings: Settings, token: str | None) -> SourceConfig:
                 if sync and sync.username and _basic_matches(sync.username, sync.password):
                     found = candidate
         if found is None:
-            raise Unauthorized(www_authenticate=_basic_challenge())
+            raise Unauthorized(www_authenticate=_challenge("basic"))
         source = found
     sync = source.sync
     assert sync is not None
     header_ok = not sync.header_name or settings.source_for_webhook_header(request.headers.get) is source
     basic_ok = not sync.username or _basic_matches(sync.username, sync.password)
     if not (header_ok and basic_ok):
-        raise Unauthorized(www_authenticate=_basic_challenge())
+        raise Unauthorized(www_authenticate=_challenge("basic"))
     return source
 
 
@@ -298,9 +299,7 @@ def metrics_endpoint() -> Response:
     bridge = _bridge()
     token = bridge.settings.metrics_token
     if token and not _bearer_matches(token):
-        from werkzeug.datastructures import WWWAuthenticate
-
-        raise Unauthorized(www_authenticate=WWWAuthenticate("bearer", {"realm": "autotask-ilert"}))
+        raise Unauthorized(www_authenticate=_challenge("bearer"))
     body, content_type = metrics.render(bridge, request.headers.get("Accept"))
     return Response(body, content_type=content_type)
 
@@ -391,9 +390,10 @@ def _http_error(exc: HTTPException) -> Any:
     """JSON for our own 401/413/415; 404 keeps the app's look so a bad token reveals nothing."""
     if isinstance(exc, NotFound) or exc.code is None:
         return exc
-    response = jsonify(_error_body(exc.name.lower().replace(" ", "_"), exc.description or ""))
+    code = exc.name.lower().replace(" ", "_")
+    response = jsonify(_error_body(code, exc.description or ""))
     response.status_code = exc.code
-    _note(error=exc.name.lower().replace(" ", "_"))
+    _note(error=code)
     for header, value in exc.get_headers():
         if header.lower() in ("www-authenticate", "retry-after"):
             response.headers[header] = value
