@@ -60,6 +60,11 @@ def _pace_window_ms(window: float, poll: float) -> int:
     return int(1000 * (window + max(0.25, 2 * poll, 0.02 * window)))
 
 
+def _this_attempt(event: dict[str, Any]) -> int:
+    """The number of the delivery attempt being made now (the event counts those already failed)."""
+    return int(event.get("attempts", 0)) + 1
+
+
 def _key_digest(integration_key: str) -> str:
     """Pacing is per integration key; Redis sees a digest, never the key."""
     return hashlib.sha256(integration_key.encode()).hexdigest()[:16]
@@ -291,7 +296,7 @@ class Worker:
         self, claim: Claim, event: dict[str, Any], verdict: str = "delivered", status: int | None = None,
     ) -> str:
         kind = audit.ALREADY_DONE if verdict == Verdict.ALREADY_DONE.value else audit.DELIVERED
-        attempts = int(event.get("attempts", 0)) + 1
+        attempts = _this_attempt(event)
         self.store.finish(claim, audit_entry=audit.Entry.delivery(kind, event, attempts, status))
         with self._count_lock:
             self.delivered += 1
@@ -401,7 +406,7 @@ class Worker:
         self, claim: Claim, event: dict[str, Any], reason: str, retry_after: float | None,
         status: int | None = None,
     ) -> str:
-        attempts = int(event.get("attempts", 0)) + 1
+        attempts = _this_attempt(event)
         event["attempts"] = attempts
         delay = backoff(
             attempts - 1, base=self.settings.retry_base_seconds, cap=self.settings.retry_cap_seconds
@@ -419,7 +424,7 @@ class Worker:
         return "retry"
 
     def _dead(self, claim: Claim, event: dict[str, Any], status: int | None, reason: str) -> str:
-        attempts = int(event.get("attempts", 0)) + 1
+        attempts = _this_attempt(event)
         self._report(event, "dead", logging.ERROR, attempt=attempts, http_status=status, reason=reason)
         record = {
             "event": event,
