@@ -65,8 +65,12 @@ def _text_value(value: Any) -> str:
 
 def format_line(event: str, fields: Mapping[str, Any], log_format: str = TEXT) -> str:
     """The message for one line; fields that are None are left out."""
-    return _format({key: _clean(value) for key, value in fields.items() if value is not None},
-                   event, log_format)
+    return _format(_present(fields), event, log_format)
+
+
+def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that have a value, cleaned for one line."""
+    return {key: _clean(value) for key, value in fields.items() if value is not None}
 
 
 def _format(values: Mapping[str, Any], event: str, log_format: str) -> str:
@@ -82,6 +86,6 @@ def emit(
     """Write one line; formatting costs nothing when the level is off."""
     if not target.isEnabledFor(level):
         return
-    data = {key: _clean(value) for key, value in fields.items() if value is not None}
+    data = _present(fields)
     target.log(level, "%s", _format(data, event, log_format),
                extra={"autotask_ilert": {"event": event, **data}})

@@ -351,7 +351,7 @@ def _finish(response: Response) -> Response:
     if kind is not None:
         noted = seen.fields
         level = logging.WARNING if code >= 500 else logging.INFO
-        if logger.isEnabledFor(level):  # the line is only built when it is written
+        if logs.logger.isEnabledFor(level):  # the line is only built when it is written
             fields = dict(noted)
             error, reason = fields.pop("error", None), fields.pop("reason", None)
             line = {"request_id": seen.request_id, **fields, "outcome": code,
