@@ -226,19 +226,21 @@ def test_sigkill_of_a_gunicorn_worker_mid_burst_loses_no_answered_callout(deploy
         if r.status_code == 202:
             answered.append(tid)
 
+    senders = 6
+
     def send(part: int) -> None:
         """Round after round over this sender's tickets until the last kill: on a fast machine
         one round can be over before the first kill."""
         while True:
-            for tid in tickets[part::6]:
+            for tid in tickets[part::senders]:
                 post(tid)
             if not thread.is_alive():
                 return
 
     thread = threading.Thread(target=killer)
     thread.start()
-    with ThreadPoolExecutor(6) as pool:
-        list(pool.map(send, range(6)))
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(send, range(senders)))
     thread.join()
     assert len(killed) == 3, "a gunicorn worker was not killed three times during the burst"
     assert answered, "no callout got through at all"
