@@ -51,12 +51,13 @@ class _PlainSocket:
         if not reply.startswith(b"$"):
             raise RuntimeError(f"unexpected reply {reply[:80]!r}")
         header, _, rest = reply.partition(b"\r\n")
-        while len(rest) < int(header[1:]) + 2:
+        size = int(header[1:])
+        while len(rest) < size + 2:
             more = self.sock.recv(65536)
             if not more:
                 raise ConnectionError("redis closed the connection")
             rest += more
-        return rest[: int(header[1:])]
+        return rest[:size]
 
 
 def create_app() -> Flask:
@@ -72,11 +73,12 @@ def create_app() -> Flask:
     @app.post("/autotask-ilert/callout/<token>")
     def callout(token: str) -> ResponseReturnValue:
         fields = dict(parse_qsl(request.get_data(as_text=True), keep_blank_values=True))
+        ticket = fields.get("id", "0")
         if plain is not None:
-            plain.call(fields.get("id", "0"))
+            plain.call(ticket)
         else:
-            script(keys=["floor:last"], args=[fields.get("id", "0")])
-        return jsonify({"ticket": int(fields.get("id", 0)), "action": "create", "state": "PENDING"}), 202
+            script(keys=["floor:last"], args=[ticket])
+        return jsonify({"ticket": int(ticket), "action": "create", "state": "PENDING"}), 202
 
     @app.get("/autotask-ilert/healthz")
     def healthz() -> ResponseReturnValue:
