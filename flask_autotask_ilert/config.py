@@ -8,7 +8,30 @@ and is inherited by every other source) or inside a source's entry.
 
 docs/configuration.md documents this table one to one: its option tables are
 generated from ``OPTIONS`` (``make config-docs``, see ``config_reference.py``), so an
-option's ``doc`` is its documentation, in markdown.
+option's ``doc`` is its documentation, in markdown, and its ``check`` fills the
+"allowed" column.
+
+Adding an option is one entry in ``OPTIONS`` and, for an application-wide one,
+one field of ``Settings``::
+
+    Option("WIDGET_LIMIT", 10, int, "How many widgets ...", check=AtLeast(1)),
+
+- ``kind`` says how text (from the environment) is converted: ``bool``, ``int``,
+  ``float``, ``str``, ``"json"``, ``"tokens"`` or ``"object"``.
+- ``check`` is a constraint from ``constraints.py`` (``Positive()``,
+  ``AtLeast(1)``, ``Between(0, 100)``, ``OneOf(("a", "b"))``, ``Token()``, ...);
+  ``load_settings`` applies it to the converted value and names the option in
+  the error. An option whose default is unset is checked only when it is set.
+- An application-wide option fills the ``Settings`` field of its name in lower
+  case; ``field`` names another one (``None``: no field, a rule reads it) and
+  ``convert`` changes the unit on the way (``convert=_ms(1000)`` for seconds
+  kept as milliseconds).
+- A per-source option (``per_source=True``) is checked in each source, after
+  the flat value and the source's own are merged; ``only_with`` names a boolean
+  option without which it is neither checked nor used (``BIDIRECTIONAL``).
+  ``_build_source`` puts it into ``SourceConfig``.
+- Rules that span options (pairs set together, unique tokens) are written out
+  in ``load_settings`` and ``_build_source``.
 """
 
 from __future__ import annotations
@@ -23,6 +46,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .constraints import (
+    AtLeast,
+    Between,
+    Constraint,
+    IsCallable,
+    OneOf,
+    Positive,
+    RateLimit,
+    StartsWith,
+    Template,
+    Token,
+)
 from .errors import ConfigurationError
 from .lifecycle import (
     DEFAULT_PRIORITY_MAP,
@@ -35,7 +70,9 @@ from .lifecycle import (
 
 PREFIX = "AUTOTASK_ILERT_"
 DEFAULT_SOURCE = "default"
-MIN_TOKEN_LENGTH = 16
+SYNC = "BIDIRECTIONAL"
+#: The fields the note options may use (``sync._note`` fills them).
+NOTE_FIELDS = ("who", "when", "alert_id", "alert_url")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -47,60 +84,100 @@ class Option:
     doc: str
     per_source: bool = False
     secret: bool = False
+    check: Constraint | None = None
+    #: The Settings field an application-wide option fills: "" for its name in lower
+    #: case, None for none (a rule spanning options reads it).
+    field: str | None = ""
+    convert: Callable[[Any], Any] | None = None
+    #: A boolean option without which this per-source option is neither checked nor used.
+    only_with: str | None = None
 
     @property
     def key(self) -> str:
         return PREFIX + self.name
 
+    @property
+    def setting(self) -> str | None:
+        """The name of the Settings field this option fills, if it fills one."""
+        return None if self.field is None else (self.field or self.name.lower())
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with a converted value; None if nothing is, or if it is unset and may be."""
+        if self.check is None or (self.default is None and value in (None, "", ())):
+            return None
+        return self.check.check(value)
+
+
+def _ms(factor: int) -> Callable[[Any], int]:
+    """Converts a duration in the option's unit to the milliseconds Settings keeps."""
+    return lambda value: int(value * factor)
+
+
+def _or_none(value: Any) -> Any:
+    return value or None
+
+
+def _no_trailing_slash(value: str) -> str:
+    return value.rstrip("/")
+
+
+def _folded(value: str) -> str:
+    return value.strip().lower()
+
 
 OPTIONS: tuple[Option, ...] = (
     # -- the app as a whole --------------------------------------------------------
-    Option("URL_PREFIX", "/autotask-ilert", str, "Where the endpoints are mounted. Must start with `/`."),
+    Option("URL_PREFIX", "/autotask-ilert", str, "Where the endpoints are mounted.",
+           check=StartsWith("/"), convert=_no_trailing_slash),
     Option("REDIS_URL", None, str,
            "Redis URL, e.g. `redis://localhost:6379/0` or `rediss://...` for TLS. Unset: an in-process "
            "store, for a single process only (demo, tests); a warning is logged. Treat the URL as a secret "
-           "if it contains a password."),
+           "if it contains a password.", convert=_or_none),
     Option("REDIS_PREFIX", "autotask-ilert:", str, "Prefix of every Redis key the bridge writes. Give two "
            "apps that share one Redis different prefixes."),
     Option("EMBEDDED_WORKER", False, bool,
            "Deliver from a background thread of each web process, started at its first request, instead of "
            "a separate worker process."),
     Option("MAX_BODY_BYTES", 65536, int, "Largest callout or webhook body accepted; a larger one is "
-           "answered 413."),
+           "answered 413.", check=Positive()),
     Option("RESOLVED_RETENTION_DAYS", 30.0, float,
            "How long the record of a resolved ticket is kept, so that late or repeated callouts (and ilert "
-           "webhooks) for it change nothing. Fractions allowed."),
+           "webhooks) for it change nothing. Fractions allowed.",
+           field="resolved_retention_ms", convert=_ms(86_400_000)),
     Option("RETRY_AFTER_SECONDS", 5, int, "The `Retry-After` value sent with a 503 when Redis cannot be "
            "reached."),
     Option("AUDIT_ENTRIES", 8, int,
            "Records kept in each ticket's audit trail (callouts, webhooks, deliveries, retries, dead "
            "letters), newest first, inside the ticket's own Redis key, 8 bytes each. Up to 8 keep the "
            "ticket in Redis' compact hash encoding (`hash-max-listpack-value` 64); more cost about 180 "
-           "bytes per ticket unless that Redis setting is raised. `0` keeps none. At most 100."),
+           "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
+           check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
-           "How long the audit trail of a rejected ticket (one that has no alert) is kept. Greater than 0."),
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept.",
+           check=Positive(), field="audit_reject_ms", convert=_ms(3_600_000)),
     Option("SOURCES", None, "json",
            "Several alert sources: a mapping of source name to that source's options, in lower case. See "
-           "[Several alert sources](#several-alert-sources). Its entries hold secrets."),
+           "[Several alert sources](#several-alert-sources). Its entries hold secrets.", field=None),
     Option("SOURCES_FILE", None, str,
            "Path of a JSON or TOML file (by its `.toml` suffix) holding the same mapping as `SOURCES`; "
-           "read once, at `init_app`."),
+           "read once, at `init_app`.", field=None),
     Option("WORKER_THREADS", 4, int, "Delivery threads per worker process (and per web process with the "
-           "embedded worker). `--threads` overrides it for the `worker` command."),
+           "embedded worker). `--threads` overrides it for the `worker` command.", check=Positive()),
     Option("WORKER_LEASE_SECONDS", 60.0, float,
            "How long a worker owns a ticket's queue before another worker may take it over. Keep it well "
-           "above the time one delivery can take (a few HTTP timeouts)."),
+           "above the time one delivery can take (a few HTTP timeouts).",
+           check=Positive(), field="worker_lease_ms", convert=_ms(1000)),
     Option("WORKER_POLL_SECONDS", 0.2, float, "How long an idle delivery thread waits before it looks for "
            "due work again (retries, paced events). A callout that queues an event wakes an idle "
-           "thread at once."),
+           "thread at once.", check=Positive()),
     Option("RETRY_BASE_SECONDS", 1.0, float, "Scale of retry delays: a delay is drawn at random between "
            "half this value and a ceiling that starts at this value and doubles with each failed attempt, "
-           "up to `RETRY_CAP_SECONDS`."),
+           "up to `RETRY_CAP_SECONDS`.", check=Positive()),
     Option("RETRY_CAP_SECONDS", 300.0, float, "The longest retry delay, and the most a `Retry-After` from "
-           "ilert or Autotask is honoured."),
+           "ilert or Autotask is honoured.", check=Positive()),
     Option("ENRICH_ATTEMPTS", 3, int,
-           "Attempts to read a ticket from Autotask before the alert is sent with the callout's data only. "
-           "At least 1."),
+           "Attempts to read a ticket from Autotask before the alert is sent with the callout's data only.",
+           check=AtLeast(1)),
     Option("HTTP_CONNECT_TIMEOUT", 3.05, float, "Connect timeout of requests to ilert and Autotask, in "
            "seconds."),
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
@@ -109,37 +186,39 @@ OPTIONS: tuple[Option, ...] = (
     Option("AUTOTASK_CONCURRENCY", 3, int,
            "The most Autotask requests in flight at once per integration code and endpoint, across every "
            "worker thread, process and host (shared through Redis). Autotask refuses more than 3 with "
-           "\"Thread Threshold Exceeded\"; lower it if other integrations use the same integration code. "
-           "At least 1."),
+           "\"Thread Threshold Exceeded\"; lower it if other integrations use the same integration code.",
+           check=AtLeast(1)),
     Option("AUTOTASK_THRESHOLD_SHARE", 0.8, float,
            "Ticket writes of [bidirectional sync](sync.md#autotasks-limits) wait while the tenant has used "
-           "this share (or more) of its hourly API budget, as `ThresholdInformation` reports it. Greater "
-           "than 0, at most 1."),
+           "this share (or more) of its hourly API budget, as `ThresholdInformation` reports it.",
+           check=Between(0, 1, low_exclusive=True)),
     Option("AUTOTASK_THRESHOLD_CHECK_SECONDS", 300.0, float,
            "How long one reading of the tenant's API usage is trusted; it is shared by all workers, so the "
-           "check costs at most one request per this many seconds."),
+           "check costs at most one request per this many seconds.",
+           field="autotask_threshold_check_ms", convert=_ms(1000)),
     # -- watching it: metrics, readiness, logs ------------------------------------------
     Option("METRICS_TOKEN", None, str,
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
-           "<token>` (others get 401). At least 16 printable characters. Unset: the endpoint is "
-           "open; see [operations.md](operations.md#metrics).", secret=True),
+           "<token>` (others get 401). Unset: the endpoint is open; see "
+           "[operations.md](operations.md#metrics).", secret=True, check=Token(), convert=_or_none),
     Option("READY_HEARTBEAT_SECONDS", 30.0, float,
            "`{prefix}/readyz` answers 503 when no worker has written a heartbeat for this many "
-           "seconds (running workers write one every 5 seconds, or a third of this if less). "
-           "Greater than 0."),
+           "seconds (running workers write one every 5 seconds, or a third of this if less).",
+           check=Positive()),
     Option("READY_QUEUE_AGE_SECONDS", 300.0, float,
            "`{prefix}/readyz` answers 503 when the oldest undelivered event has waited this many "
-           "seconds. Greater than 0."),
+           "seconds.", check=Positive()),
     Option("LOG_FORMAT", "text", str,
            "How the one log line per callout, webhook and delivery outcome is written: `text` "
            "(`key=value` pairs) or `json` (one JSON object). Either way the library adds no log "
-           "handler; see [operations.md](operations.md#logs)."),
+           "handler; see [operations.md](operations.md#logs).",
+           check=OneOf(("text", "json")), convert=_folded),
     # -- per alert source --------------------------------------------------------------
     Option("CALLOUT_TOKEN", None, "tokens",
-           "Required. The secret in the callout URL, `{prefix}/callout/<token>`: at least 16 printable "
-           "characters, no `/`. Several tokens (a list, or comma-separated text) are accepted, for "
-           "rotation. Generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
-           per_source=True, secret=True),
+           "Required. The secret in the callout URL, `{prefix}/callout/<token>`. Several tokens (a list, "
+           "or comma-separated text) are accepted, for rotation. Generate one with "
+           "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+           per_source=True, secret=True, check=Token()),
     Option("CALLOUT_USERNAME", None, str,
            "When set, callouts must also carry these HTTP Basic credentials (enter the same values in the "
            "callout's Username and Password fields in Autotask); otherwise they are answered 401.",
@@ -156,9 +235,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ILERT_RATE_LIMIT", 50, int,
            "The most events sent to one integration key per window, shared by every worker. `0` turns "
            "pacing off.",
-           per_source=True),
+           per_source=True, check=AtLeast(0)),
     Option("ILERT_RATE_WINDOW_SECONDS", 60.0, float, "The window of `ILERT_RATE_LIMIT`, in seconds.",
-           per_source=True),
+           per_source=True, check=Positive()),
     Option("AUTOTASK_USERNAME", None, str, "Username of the Autotask API user. `AUTOTASK_USERNAME`, "
            "`AUTOTASK_SECRET` and `AUTOTASK_INTEGRATION_CODE` are set together or not at all; without "
            "them, alerts carry only what the callout says.",
@@ -189,7 +268,7 @@ OPTIONS: tuple[Option, ...] = (
            "Flood guard: at most this many callouts (and, separately, webhooks) per source, "
            "e.g. '3000/minute' (limits syntax, ';' between several); more are answered 429. "
            "Unset: no limit.",
-           per_source=True),
+           per_source=True, check=RateLimit()),
     # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
     # (docs: BIDIRECTIONAL and every per-source option after it go in the sync table)
     Option("BIDIRECTIONAL", False, bool,
@@ -199,51 +278,52 @@ OPTIONS: tuple[Option, ...] = (
            per_source=True),
     Option("WEBHOOK_TOKEN", None, "tokens",
            "The secret in the ilert webhook URL, `{prefix}/ilert/<token>`. Same rules as `CALLOUT_TOKEN` "
-           "(16 printable characters or more, no `/`, a list for rotation), and different from every "
-           "callout and webhook token.", per_source=True, secret=True),
+           "(a list for rotation), and different from every callout and webhook token.",
+           per_source=True, only_with=SYNC, secret=True, check=Token()),
     Option("WEBHOOK_HEADER_NAME", None, str,
            "A static header that ilert sends with the webhook (the alert action's custom headers). When "
            "set, webhooks must carry it with the value below; without a token it identifies the source on "
            "`{prefix}/ilert`.",
-           per_source=True),
+           per_source=True, only_with=SYNC),
     Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`. The two are set "
            "together or not at all.",
-           per_source=True, secret=True),
+           per_source=True, only_with=SYNC, secret=True),
     Option("WEBHOOK_USERNAME", None, str, "When set, webhooks must carry these HTTP Basic credentials (in "
            "ilert, as `https://user:password@host/...` in the URL); without a token they identify the "
            "source on `{prefix}/ilert`.",
-           per_source=True),
+           per_source=True, only_with=SYNC),
     Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`. The two are set together "
            "or not at all.",
-           per_source=True, secret=True),
+           per_source=True, only_with=SYNC, secret=True),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
            "ilert. Resolved through the tenant's `Tickets.status` picklist.",
-           per_source=True),
+           per_source=True, only_with=SYNC),
     Option("RESOLVE_STATUS", "Complete", str,
            "Status label a ticket is set to when its alert is resolved in ilert (unless its last known "
-           "class is `CLOSED`).", per_source=True),
+           "class is `CLOSED`).", per_source=True, only_with=SYNC),
     Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge adds. May use the fields "
            "below.",
-           per_source=True),
+           per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),
     Option("ACCEPT_NOTE", "Alert {alert_id} accepted in ilert by {who} at {when}.", str,
            "Text of the note added when an alert is accepted in ilert. Fields: `{who}`, `{when}`, "
            "`{alert_id}`, `{alert_url}` ([sync.md](sync.md#what-it-does)).",
-           per_source=True),
+           per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),
     Option("RESOLVE_NOTE", "Alert {alert_id} resolved in ilert by {who} at {when}.", str,
-           "Text of the note added when an alert is resolved in ilert; the same fields.", per_source=True),
+           "Text of the note added when an alert is resolved in ilert; the same fields.",
+           per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),
     Option("NOTE_TYPE", None, str,
            "Note type label, from the tenant's `TicketNotes.noteType` picklist. Unset: the tenant's "
-           "default note type.", per_source=True),
+           "default note type.", per_source=True, only_with=SYNC),
     Option("NOTE_PUBLISH", None, str,
            "Publish label, from the tenant's `TicketNotes.publish` picklist (for example `Internal Only`). "
            "Unset: the tenant's default.",
-           per_source=True),
+           per_source=True, only_with=SYNC),
     Option("TICKET_UPDATER", None, "object",
            "Replaces the Autotask write: a callable, a class (instantiated once per process), or the "
            "import path of either, `package.module:name`. It receives a `TicketUpdate`; see "
            "[sync.md](sync.md#ticket_updater-replacing-the-autotask-write). With it, a bidirectional "
-           "source needs no Autotask credentials.", per_source=True),
+           "source needs no Autotask credentials.", per_source=True, only_with=SYNC, check=IsCallable()),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
@@ -407,6 +487,8 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class Settings:
+    """The application-wide options, one field each (see ``Option.setting``), and the sources."""
+
     url_prefix: str
     redis_url: str | None
     redis_prefix: str
@@ -422,7 +504,8 @@ class Settings:
     retry_base_seconds: float
     retry_cap_seconds: float
     enrich_attempts: int
-    http_timeout: tuple[float, float]
+    http_connect_timeout: float
+    http_read_timeout: float
     autotask_zone_lookup_url: str
     autotask_concurrency: int
     autotask_threshold_share: float
@@ -432,6 +515,11 @@ class Settings:
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
+
+    @property
+    def http_timeout(self) -> tuple[float, float]:
+        """(connect, read), as requests takes them."""
+        return (self.http_connect_timeout, self.http_read_timeout)
 
     def source_for_token(self, token: str) -> SourceConfig | None:
         """The source whose callout token this is; every token is compared, always."""
@@ -487,7 +575,14 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigurationError(message)
 
 
+def _check(option: Option, value: Any, name: str) -> None:
+    """Raise when ``value`` breaks the option's constraint; ``name`` is how the message names it."""
+    problem = option.problem(value)
+    _require(problem is None, f"{name} {problem}")
+
+
 def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
+    """One source from its merged values: each option checked, then the rules across options."""
     where = f"source {name!r}"
 
     def value(option_name: str) -> Any:
@@ -495,28 +590,18 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
 
     _require(bool(_SOURCE_NAME.match(name)),
              f"{where}: a name is 1-64 letters, digits, '_', '.' or '-'")
+    for option in OPTIONS:
+        if option.per_source and (option.only_with is None or value(option.only_with)):
+            _check(option, value(option.name), f"{where}: {option.name}")
     tokens = value("CALLOUT_TOKEN") or ()
     _require(bool(tokens), f"{where}: set a callout token ({PREFIX}CALLOUT_TOKEN or "
                            "'callout_token' in the source)")
-    for token in tokens:
-        _check_token(where, "callout token", token)
     key = value("ILERT_INTEGRATION_KEY")
     _require(bool(key), f"{where}: set the ilert integration key ({PREFIX}ILERT_INTEGRATION_KEY)")
     username, password = value("CALLOUT_USERNAME"), value("CALLOUT_PASSWORD")
     _require(bool(username) == bool(password),
              f"{where}: CALLOUT_USERNAME and CALLOUT_PASSWORD go together")
     rate_limit = value("RATE_LIMIT") or None
-    if rate_limit is not None:
-        from .ratelimit import parse_rate_limit
-
-        try:
-            parse_rate_limit(str(rate_limit))
-        except ValueError as exc:
-            raise ConfigurationError(f"{where}: RATE_LIMIT: {exc}") from None
-    rate = value("ILERT_RATE_LIMIT")
-    _require(isinstance(rate, int) and rate >= 0, f"{where}: ILERT_RATE_LIMIT must be >= 0")
-    window = float(value("ILERT_RATE_WINDOW_SECONDS"))
-    _require(window > 0, f"{where}: ILERT_RATE_WINDOW_SECONDS must be > 0")
 
     autotask_parts = [value(n) for n in
                       ("AUTOTASK_USERNAME", "AUTOTASK_SECRET", "AUTOTASK_INTEGRATION_CODE")]
@@ -546,15 +631,15 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         raise ConfigurationError(f"{where}: {exc}") from None
 
     return SourceConfig(
-        sync=_build_sync(where, value, autotask is not None) if value("BIDIRECTIONAL") else None,
+        sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
         name=name,
         callout_tokens=tuple(tokens),
         callout_username=username,
         callout_password=password,
         ilert_api_url=str(value("ILERT_API_URL")).rstrip("/"),
         ilert_integration_key=str(key),
-        ilert_rate_limit=rate,
-        ilert_rate_window=window,
+        ilert_rate_limit=value("ILERT_RATE_LIMIT"),
+        ilert_rate_window=value("ILERT_RATE_WINDOW_SECONDS"),
         autotask=autotask,
         classify=classify,
         priority=priority,
@@ -563,17 +648,8 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     )
 
 
-def _check_token(where: str, what: str, token: str) -> None:
-    _require(len(token) >= MIN_TOKEN_LENGTH and token.isprintable() and "/" not in token,
-             f"{where}: a {what} must be at least {MIN_TOKEN_LENGTH} printable characters "
-             "without '/' (use e.g. `python -c 'import secrets; "
-             "print(secrets.token_urlsafe(32))'`)")
-
-
 def _build_sync(where: str, value: Callable[[str], Any], has_autotask: bool) -> SyncSettings:
     tokens = tuple(value("WEBHOOK_TOKEN") or ())
-    for token in tokens:
-        _check_token(where, "webhook token", token)
     header_name, header_value = value("WEBHOOK_HEADER_NAME"), value("WEBHOOK_HEADER_VALUE")
     username, password = value("WEBHOOK_USERNAME"), value("WEBHOOK_PASSWORD")
     _require(bool(header_name) == bool(header_value),
@@ -584,19 +660,9 @@ def _build_sync(where: str, value: Callable[[str], Any], has_autotask: bool) -> 
              f"{where}: BIDIRECTIONAL needs a way to recognise ilert's webhooks: set "
              "WEBHOOK_TOKEN, WEBHOOK_HEADER_NAME/VALUE or WEBHOOK_USERNAME/PASSWORD")
     updater = value("TICKET_UPDATER")
-    _require(updater is None or callable(updater),
-             f"{where}: TICKET_UPDATER must be a callable or a class")
     _require(has_autotask or updater is not None,
              f"{where}: BIDIRECTIONAL writes to Autotask: set the AUTOTASK_* credentials or a "
              "TICKET_UPDATER")
-    for name in ("ACCEPT_NOTE", "RESOLVE_NOTE", "NOTE_TITLE"):
-        try:
-            str(value(name)).format(who="w", when="t", alert_id="1", alert_url="u")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigurationError(
-                f"{where}: {name} may use only {{who}} {{when}} {{alert_id}} {{alert_url}} "
-                f"({exc!r})"
-            ) from None
     return SyncSettings(
         webhook_tokens=tokens,
         header_name=header_name,
@@ -615,26 +681,43 @@ def _build_sync(where: str, value: Callable[[str], Any], has_autotask: bool) -> 
 
 
 def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
-    """Settings from constructor options, then app.config, then defaults; invalid -> ConfigurationError."""
+    """Settings from constructor options, then app.config, then defaults; invalid -> ConfigurationError.
+
+    Each application-wide option is checked and put into its Settings field;
+    the sources are built from the flat per-source values and each source's own.
+    """
     unknown = sorted(k for k in overrides if k.upper() not in OPTIONS_BY_NAME)
     _require(not unknown, f"unknown AutotaskIlert option(s): {', '.join(unknown)}")
     unknown = sorted(k for k in config if k.startswith(PREFIX)
                      and k[len(PREFIX):] not in OPTIONS_BY_NAME)
     _require(not unknown, f"unknown config key(s): {', '.join(unknown)}")
 
-    def get(name: str) -> Any:
-        option = OPTIONS_BY_NAME[name]
-        if name.lower() in overrides:
-            return parse(option, overrides[name.lower()])
+    def get(option: Option) -> Any:
+        if option.name.lower() in overrides:
+            return parse(option, overrides[option.name.lower()])
         return parse(option, config.get(option.key, option.default))
 
-    flat = {o.name.lower(): get(o.name) for o in OPTIONS if o.per_source}
+    values = {option.name: get(option) for option in OPTIONS}
+    fields: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.per_source:
+            continue
+        value = values[option.name]
+        _check(option, value, option.key)
+        if option.setting is not None:
+            fields[option.setting] = option.convert(value) if option.convert else value
+    return Settings(**fields, sources=_load_sources(values))
+
+
+def _load_sources(values: Mapping[str, Any]) -> dict[str, SourceConfig]:
+    """Every source, from the flat values (the ``default`` source's, inherited by all) and its own."""
+    flat = {o.name.lower(): values[o.name] for o in OPTIONS if o.per_source}
     sources_raw: dict[str, Any] = {}
-    if get("CALLOUT_TOKEN") or get("ILERT_INTEGRATION_KEY"):
+    if values["CALLOUT_TOKEN"] or values["ILERT_INTEGRATION_KEY"]:
         sources_raw[DEFAULT_SOURCE] = {}
-    if get("SOURCES_FILE"):
-        sources_raw.update(_read_sources_file(get("SOURCES_FILE")))
-    sources_raw.update(get("SOURCES") or {})
+    if values["SOURCES_FILE"]:
+        sources_raw.update(_read_sources_file(values["SOURCES_FILE"]))
+    sources_raw.update(values["SOURCES"] or {})
     _require(bool(sources_raw),
              f"no alert source configured: set {PREFIX}CALLOUT_TOKEN and "
              f"{PREFIX}ILERT_INTEGRATION_KEY, or {PREFIX}SOURCES")
@@ -655,51 +738,4 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
                      f"sources {seen.get(token)!r} and {source.name!r} share a token "
                      "(every callout and webhook token must be different)")
             seen[token] = source.name
-
-    prefix = get("URL_PREFIX")
-    _require(prefix.startswith("/"), f"{PREFIX}URL_PREFIX must start with '/'")
-    positive = ("MAX_BODY_BYTES", "WORKER_THREADS", "WORKER_LEASE_SECONDS",
-                "WORKER_POLL_SECONDS", "RETRY_BASE_SECONDS", "RETRY_CAP_SECONDS")
-    for name in positive:
-        _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
-    _require(get("ENRICH_ATTEMPTS") >= 1, f"{PREFIX}ENRICH_ATTEMPTS must be >= 1")
-    _require(0 <= get("AUDIT_ENTRIES") <= 100, f"{PREFIX}AUDIT_ENTRIES must be 0-100")
-    _require(get("AUDIT_REJECT_HOURS") > 0, f"{PREFIX}AUDIT_REJECT_HOURS must be > 0")
-
-    _require(get("AUTOTASK_CONCURRENCY") >= 1, f"{PREFIX}AUTOTASK_CONCURRENCY must be >= 1")
-    _require(0 < get("AUTOTASK_THRESHOLD_SHARE") <= 1,
-             f"{PREFIX}AUTOTASK_THRESHOLD_SHARE must be in (0, 1]")
-    metrics_token = get("METRICS_TOKEN") or None
-    if metrics_token:
-        _check_token(f"{PREFIX}METRICS_TOKEN", "metrics token", metrics_token)
-    for name in ("READY_HEARTBEAT_SECONDS", "READY_QUEUE_AGE_SECONDS"):
-        _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
-    log_format = str(get("LOG_FORMAT")).strip().lower()
-    _require(log_format in ("text", "json"), f"{PREFIX}LOG_FORMAT must be 'text' or 'json'")
-    return Settings(
-        metrics_token=metrics_token,
-        ready_heartbeat_seconds=get("READY_HEARTBEAT_SECONDS"),
-        ready_queue_age_seconds=get("READY_QUEUE_AGE_SECONDS"),
-        log_format=log_format,
-        autotask_concurrency=get("AUTOTASK_CONCURRENCY"),
-        autotask_threshold_share=get("AUTOTASK_THRESHOLD_SHARE"),
-        autotask_threshold_check_ms=int(get("AUTOTASK_THRESHOLD_CHECK_SECONDS") * 1000),
-        url_prefix=prefix.rstrip("/"),
-        redis_url=get("REDIS_URL") or None,
-        redis_prefix=get("REDIS_PREFIX"),
-        embedded_worker=get("EMBEDDED_WORKER"),
-        max_body_bytes=get("MAX_BODY_BYTES"),
-        resolved_retention_ms=int(get("RESOLVED_RETENTION_DAYS") * 86_400_000),
-        retry_after_seconds=get("RETRY_AFTER_SECONDS"),
-        audit_entries=get("AUDIT_ENTRIES"),
-        audit_reject_ms=int(get("AUDIT_REJECT_HOURS") * 3_600_000),
-        worker_threads=get("WORKER_THREADS"),
-        worker_lease_ms=int(get("WORKER_LEASE_SECONDS") * 1000),
-        worker_poll_seconds=get("WORKER_POLL_SECONDS"),
-        retry_base_seconds=get("RETRY_BASE_SECONDS"),
-        retry_cap_seconds=get("RETRY_CAP_SECONDS"),
-        enrich_attempts=get("ENRICH_ATTEMPTS"),
-        http_timeout=(get("HTTP_CONNECT_TIMEOUT"), get("HTTP_READ_TIMEOUT")),
-        autotask_zone_lookup_url=get("AUTOTASK_ZONE_LOOKUP_URL"),
-        sources=sources,
-    )
+    return sources

@@ -1,7 +1,8 @@
 """The configuration reference in docs/configuration.md, generated from ``config.OPTIONS``.
 
 ``OPTIONS`` is the one place an option is defined: its name, default, kind,
-whether it is a secret or per source, and its documentation. The tables of
+the values it allows (its constraint's ``describe()``), whether it is a secret or
+per source, and its documentation. The tables of
 docs/configuration.md are written from it, between marker comments, and the
 hand-written text around them is left as it is. ``tests/test_config_reference.py``
 fails when the committed page differs from what this module generates, so a new
@@ -73,6 +74,11 @@ def _default(option: Option) -> str:
     return f"`{value}`"
 
 
+def allowed(option: Option) -> str:
+    """The option's constraint in words; "any" when its kind is the only rule."""
+    return option.check.describe() if option.check else "any"
+
+
 def _cell(text: str) -> str:
     """Text for one table cell: on one line, with its pipes escaped."""
     return " ".join(text.split()).replace("|", "\\|")
@@ -82,11 +88,12 @@ def table(section: str) -> str:
     """The markdown table of one section, rows in the order of ``OPTIONS``."""
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}")
-    lines = ["| key | type | default | secret | meaning |", "|---|---|---|---|---|"]
+    lines = ["| key | type | allowed | default | secret | meaning |", "|---|---|---|---|---|---|"]
     for option in OPTIONS:
         if section_of(option) == section:
             lines.append(
                 f"| `{option.key}` | {_KINDS.get(option.kind, str(option.kind))} "
+                f"| {_cell(allowed(option))} "
                 f"| {_cell(_default(option))} | {'yes' if option.secret else 'no'} "
                 f"| {_cell(option.doc)} |"
             )

@@ -20,28 +20,17 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
 
-from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from .config import Settings, SourceConfig
+from .constraints import parse_rate_limit
 from .errors import StoreUnavailable
-
-if TYPE_CHECKING:
-    from .config import Settings, SourceConfig
 
 #: What docs/configuration.md recommends: far above any burst Autotask or ilert sends.
 RECOMMENDED_RATE_LIMIT = "3000/minute"
-
-
-def parse_rate_limit(value: str) -> list[RateLimitItem]:
-    """The limits of a ``RATE_LIMIT`` string ("100/second;3000/minute"); ValueError if invalid."""
-    items = parse_many(value)
-    if not items or any(item.amount < 1 for item in items):
-        raise ValueError(f"{value!r}: give one or more limits such as '100/second', each above 0")
-    return items
 
 
 class RequestLimiter:
@@ -56,10 +45,6 @@ class RequestLimiter:
             for name, source in settings.sources.items()
             if source.rate_limit
         }
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._items)
 
     def _strategy(self) -> MovingWindowRateLimiter:
         with self._lock:
