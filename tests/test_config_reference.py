@@ -57,3 +57,17 @@ def test_check_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert config_reference.main(["--write", str(copy)]) == 0
     assert config_reference.main(["--check", str(copy)]) == 0
     assert copy.read_text(encoding="utf-8") == PAGE.read_text(encoding="utf-8")
+
+
+def test_each_row_shows_the_options_constraint() -> None:
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `(AUTOTASK_ILERT_\w+)` \| [^|]+ \| ((?:[^|\\]|\\.)+) \|",
+                             PAGE.read_text(encoding="utf-8"), re.MULTILINE)
+    }
+    for option in OPTIONS:
+        wanted = option.check.describe() if option.check else "any"
+        assert rows[option.key].strip() == wanted.replace("|", "\\|"), option.name
+    assert rows["AUTOTASK_ILERT_AUDIT_ENTRIES"].strip() == "0 to 100"
+    assert rows["AUTOTASK_ILERT_LOG_FORMAT"].strip() == "`text` or `json`"
+    assert rows["AUTOTASK_ILERT_ILERT_RATE_LIMIT"].strip() == "≥ 0"
