@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .http import truncate
 from .lifecycle import EVENT_TYPE, Action, PriorityMap
 
 ALERT_KEY_PREFIX = "autotask-"
@@ -20,11 +21,6 @@ DETAILS_LIMIT = 20_000
 def alert_key(ticket_id: int) -> str:
     """One alert per ticket, so a restart or a repeat can never make a second one."""
     return f"{ALERT_KEY_PREFIX}{ticket_id}"
-
-
-def truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split()) if limit <= SUMMARY_LIMIT else text
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def build_event(
             else ""
         )
     body.update(
-        summary=truncate(f"[{number}] {title}", SUMMARY_LIMIT),
+        summary=truncate(" ".join(f"[{number}] {title}".split()), SUMMARY_LIMIT),
         priority=priority_map(facts.priority_label).value,
         customDetails={
             "ticketId": ticket_id,

@@ -9,7 +9,6 @@ the delivery queue uses to reschedule or give up.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -28,7 +27,9 @@ from flask_autotask_ilert.http import (
     make_session,
     parse_retry_after,
     scrub,
+    secret_digest,
 )
+from flask_autotask_ilert.lifecycle import fold
 
 __all__ = ["AutotaskClient", "AutotaskError", "Zone"]
 
@@ -39,7 +40,6 @@ ZONE_LOOKUP_FAILED = "zone lookup failed for the configured API user"
 
 _ZONE_HOST = re.compile(r"^webservices(\d+)\.autotask\.net$", re.IGNORECASE)
 _ENTITY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-_WHITESPACE = re.compile(r"\s+")
 #: How the zone lookup says it does not know the API user (HTTP 500, like an outage).
 _UNKNOWN_USER = re.compile(r"could not be determined|not found|unknown user|invalid user", re.IGNORECASE)
 
@@ -321,14 +321,14 @@ class AutotaskClient:
         found = self._picklist_field(entity, field)
         if found is None:
             return None
-        return found.by_label.get(_normalise_label(label))
+        return found.by_label.get(fold(label))
 
     @property
     def integration_code_digest(self) -> str:
         """Names this integration's shared limits in Redis without revealing the code."""
         digest = self._code_digest
         if digest is None:  # hashed once: every Autotask request place is named by it
-            digest = self._code_digest = hashlib.sha256(self._integration_code.encode()).hexdigest()[:16]
+            digest = self._code_digest = secret_digest(self._integration_code)
         return digest
 
     def default_value(self, entity: str, field: str) -> int | None:
@@ -533,14 +533,10 @@ def _build_field(values: list[Any]) -> _PicklistField:
         except ValueError:
             continue
         target = inactive if item.get("isActive") is False else active
-        target.setdefault(_normalise_label(label), number)
+        target.setdefault(fold(label), number)
         if item.get("isDefaultValue") is True and item.get("isActive") is not False:
             default = number if default is None else default
     return _PicklistField(labels, {**inactive, **active}, default)
-
-
-def _normalise_label(label: str) -> str:
-    return _WHITESPACE.sub(" ", label).strip().casefold()
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

@@ -8,6 +8,7 @@ bounded (timeouts) and safe to report (redaction, truncation).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import math
 import random
@@ -39,6 +40,7 @@ __all__ = [
     "parse_retry_after",
     "redact",
     "scrub",
+    "secret_digest",
     "truncate",
 ]
 
@@ -259,6 +261,15 @@ def truncate(text: str, limit: int = MAX_REASON_LENGTH) -> str:
     if limit <= 1:
         return text[:limit]
     return text[: limit - 1] + "…"
+
+
+def secret_digest(secret: str) -> str:
+    """A short name for a secret that reveals nothing of it.
+
+    Redis keys shared by everything that uses one integration key or code
+    (pacing, Autotask request places, usage readings) are named by it.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def scrub(text: str, secrets: Iterable[str | None], limit: int = MAX_REASON_LENGTH) -> str:

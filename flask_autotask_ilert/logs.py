@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from .http import truncate
+
 logger = logging.getLogger("flask_autotask_ilert")
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -51,8 +53,7 @@ def _clean(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return round(value, 1)
-    text = str(value)
-    return text if len(text) <= MAX_VALUE_LENGTH else text[: MAX_VALUE_LENGTH - 1] + "…"
+    return truncate(str(value), MAX_VALUE_LENGTH)
 
 
 def _text_value(value: Any) -> str:
@@ -61,11 +62,6 @@ def _text_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return value if _BARE.match(value) else json.dumps(value)
-
-
-def format_line(event: str, fields: Mapping[str, Any], log_format: str = TEXT) -> str:
-    """The message for one line; fields that are None are left out."""
-    return _format(_present(fields), event, log_format)
 
 
 def _present(fields: Mapping[str, Any]) -> dict[str, Any]:

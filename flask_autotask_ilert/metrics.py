@@ -60,9 +60,6 @@ def _never_raise(count: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
-#: The reason classes of a delivery attempt (the ``outcome`` label).
-OUTCOMES = ("delivered", "already_done", "retry", "dead", "paced", "deferred")
-
 CALLOUTS = Counter(
     "autotask_ilert_callouts",
     "Autotask callouts answered, by alert source, action (create, accept, resolve, nothing, "

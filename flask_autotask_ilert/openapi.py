@@ -21,10 +21,7 @@ from marshmallow import Schema, fields, validate
 from . import __version__
 from .config import Settings
 from .lifecycle import Action, State, SyncAction
-from .schemas import ILERT_STATUSES, AlertWebhookSchema, CalloutSchema
-
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
+from .schemas import FORM, ILERT_STATUSES, JSON, AlertWebhookSchema, CalloutSchema
 
 _STATES = [s.value for s in State]
 _CALLOUT_ACTIONS = [a.value for a in Action] + ["stale"]

@@ -14,6 +14,9 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
+#: The content types of inbound bodies: what Autotask's callout sends, and JSON.
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 #: Ticket ids beyond this are not Autotask ids, and would lose precision in JSON tools.
 MAX_TICKET_ID = 2**53 - 1
 #: Unknown callout keys are kept for the record (never trusted); bounded so a body cannot bloat Redis.

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from .alerts import ALERT_KEY_PREFIX
 from .audit import WEBHOOK, Entry
-from .config import Settings, SourceConfig, SyncSettings
+from .config import Settings, SourceConfig
 from .errors import StoreUnavailable
 from .lifecycle import IlertStatus, State, SyncAction, sync_transition
 from .schemas import AlertWebhook
@@ -53,7 +53,7 @@ class WebhookAnswer:
         }
 
 
-def _note(template: str, sync: SyncSettings, webhook: AlertWebhook) -> str:
+def _note(template: str, webhook: AlertWebhook) -> str:
     when = (webhook.reported_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
     return template.format(
         who=webhook.who, when=when, alert_id=webhook.alert_id or "?", alert_url=webhook.url or ""
@@ -93,8 +93,8 @@ def handle_webhook(
             "status_label": (sync.accept_status if accept else sync.resolve_status)
             if change.set_status
             else None,
-            "note_title": _note(sync.note_title, sync, webhook),
-            "note_text": _note(sync.accept_note if accept else sync.resolve_note, sync, webhook),
+            "note_title": _note(sync.note_title, webhook),
+            "note_text": _note(sync.accept_note if accept else sync.resolve_note, webhook),
             "by": webhook.who,
             "alert_id": webhook.alert_id,
             "queued_at": store.now_ms(),

@@ -34,13 +34,11 @@ from .callouts import handle_callout
 from .config import Settings, SourceConfig, same_secret
 from .errors import InvalidPayload, StoreUnavailable
 from .health import readiness
-from .schemas import load_alert_webhook, load_callout
+from .schemas import FORM, JSON, load_alert_webhook, load_callout
 from .sync import handle_webhook
 
 logger = logging.getLogger("flask_autotask_ilert")
 
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 MAX_FORM_FIELDS = 64
 #: Deepest nesting of arrays and objects a JSON body may have. A callout is flat and
 #: ilert's webhook nests two levels; checked before parsing, so the limit does not

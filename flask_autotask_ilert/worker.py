@@ -10,7 +10,6 @@ be tried again, so a restart, another thread or another host can pick it up.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ from . import audit, logs, metrics, signals
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
-from .http import backoff
+from .http import backoff, secret_digest
 from .ilert import Verdict
 from .lifecycle import Action, SyncAction, status_change_still_wanted
 from .store import Claim
@@ -63,11 +62,6 @@ def _pace_window_ms(window: float, poll: float) -> int:
 def _this_attempt(event: dict[str, Any]) -> int:
     """The number of the delivery attempt being made now (the event counts those already failed)."""
     return int(event.get("attempts", 0)) + 1
-
-
-def _key_digest(integration_key: str) -> str:
-    """Pacing is per integration key; Redis sees a digest, never the key."""
-    return hashlib.sha256(integration_key.encode()).hexdigest()[:16]
 
 
 class Worker:
@@ -215,7 +209,7 @@ class Worker:
 
         if source.ilert_rate_limit and "slot" not in event:
             slot = self.store.reserve_send_slot(
-                _key_digest(source.ilert_integration_key),
+                secret_digest(source.ilert_integration_key),
                 source.ilert_rate_limit,
                 _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds),
                 event["id"],
