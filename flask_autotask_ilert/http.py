@@ -14,19 +14,13 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timezone
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.cookies import RequestsCookieJar
-from requests.hooks import default_hooks
-from requests.models import PreparedRequest
-from requests.sessions import merge_setting
-from requests.structures import CaseInsensitiveDict
-from requests.utils import get_auth_from_url, get_netrc_auth
 
 from flask_autotask_ilert import __version__
 
@@ -70,98 +64,22 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 class _Session(requests.Session):
-    """A session that remembers what requests works out again for every call.
-
-    Two things: the proxy and CA-bundle environment (read once a minute per
-    origin), and the preparation of the clients' plain requests (``prepare_request``).
+    """A session that reads the proxy and CA-bundle environment once a minute per origin.
 
     requests scans the whole process environment (proxy variables, ``no_proxy``,
     ``REQUESTS_CA_BUNDLE``) on every request, which was a fifth of the delivery
     worker's CPU per HTTP call (docs/performance.md). The answer only depends on
     the URL's origin and the environment, so it is kept for ``ENV_TTL`` seconds:
-    a changed environment still takes effect, a minute later at most.
+    a changed environment still takes effect, a minute later at most. Only the
+    public ``merge_environment_settings`` is overridden; requests prepares every
+    request itself.
     """
 
     ENV_TTL = 60.0
-    #: Entries kept of each per-request memo below (URLs carry ticket ids, so they are bounded).
-    MEMO_SIZE = 256
 
     def __init__(self) -> None:
         super().__init__()
         self._env_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
-        self._urls: dict[str, tuple[str, ...]] = {}
-        self._header_sets: dict[tuple[Any, ...], CaseInsensitiveDict[Any]] = {}
-        self._netrc: dict[str, tuple[float, Any]] = {}
-
-    def prepare_request(self, request: requests.Request) -> PreparedRequest:
-        """requests' own preparation, with what it repeats on every call remembered.
-
-        The clients send the same few header sets to the same few URLs without
-        cookies, auth, files or form data; for those requests requests re-merges
-        the session's headers, re-validates every header, re-parses the URL and
-        looks for a netrc file each time, about a third of its CPU per call
-        (docs/performance.md). Here each of those answers is computed by requests
-        itself once and reused; anything else takes requests' own path unchanged.
-        """
-        if not self._plain(request):
-            return super().prepare_request(request)
-        url = str(request.url)
-        known = self._urls.get(url)
-        if known is None:
-            known = self._url_facts(url)
-        if not known or self._netrc_auth(known[1]) is not None:  # () when the URL has credentials
-            return super().prepare_request(request)
-        try:
-            key = (tuple(request.headers.items()), tuple(self.headers.items()))
-            headers = self._header_sets.get(key)
-        except TypeError:  # an unhashable header value: nothing to remember it by
-            return super().prepare_request(request)
-        if headers is None:
-            probe = PreparedRequest()
-            probe.prepare_headers(merge_setting(  # type: ignore[no-untyped-call]
-                request.headers, self.headers, dict_class=CaseInsensitiveDict))
-            headers = probe.headers
-            _remember(self._header_sets, key, headers, self.MEMO_SIZE)
-        prepared = PreparedRequest()
-        prepared.method = str(request.method).upper()
-        prepared.url = known[0]
-        prepared.headers = headers.copy()
-        prepared._cookies = RequestsCookieJar()  # type: ignore[attr-defined]  # an empty merge's result
-        prepared.prepare_body(None, None, request.json)
-        prepared.hooks = default_hooks()
-        return prepared
-
-    def _plain(self, request: requests.Request) -> bool:
-        """A request whose preparation depends only on its method, URL, headers and JSON body."""
-        return not (
-            request.cookies or request.auth or self.auth or request.files or request.data
-            or request.params or self.params or len(self.cookies)
-            or any(request.hooks.values()) or any(self.hooks.values())
-        )
-
-    def _url_facts(self, url: str) -> tuple[str, ...]:
-        """The URL as requests prepares it and its origin; () if it carries credentials."""
-        probe = PreparedRequest()
-        probe.prepare_url(url, None)
-        prepared = str(probe.url)
-        parts = urlsplit(prepared)
-        facts = () if any(get_auth_from_url(prepared)) else (prepared, f"{parts.scheme}://{parts.netloc}")
-        _remember(self._urls, url, facts, self.MEMO_SIZE)
-        return facts
-
-    def _netrc_auth(self, origin: str) -> Any:
-        """requests' netrc lookup for an origin, re-read (like the environment) after ``ENV_TTL``."""
-        if not self.trust_env:
-            return None
-        return self._fresh(self._netrc, origin, lambda: get_netrc_auth(origin))
-
-    def _fresh(self, cache: dict[Any, tuple[float, Any]], key: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()``, kept under ``key`` for ``ENV_TTL`` seconds."""
-        now = time.monotonic()
-        cached = cache.get(key)
-        if cached is None or now - cached[0] > self.ENV_TTL:
-            cache[key] = cached = (now, compute())
-        return cached[1]
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> Any:
@@ -169,16 +87,12 @@ class _Session(requests.Session):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url.decode() if isinstance(url, bytes) else str(url))
         key = (parts.scheme, parts.netloc, stream, verify, cert)
-        settings = self._fresh(self._env_cache, key, lambda: dict(
-            super(_Session, self).merge_environment_settings(url, proxies, stream, verify, cert)
-        ))
-        return {**settings, "proxies": dict(settings["proxies"])}
-
-
-def _remember(memo: dict[Any, Any], key: Any, value: Any, size: int) -> None:
-    if len(memo) >= size:
-        memo.clear()
-    memo[key] = value
+        now = time.monotonic()
+        cached = self._env_cache.get(key)
+        if cached is None or now - cached[0] > self.ENV_TTL:
+            fresh: Any = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._env_cache[key] = cached = (now, dict(fresh))
+        return {**cached[1], "proxies": dict(cached[1]["proxies"])}
 
 
 def make_session(pool_maxsize: int = 10) -> requests.Session:
