@@ -78,9 +78,11 @@ _SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 @dataclass(frozen=True)
 class Option:
+    """One configuration key: how it is read, what it allows, where it goes (module docstring)."""
+
     name: str
     default: Any
-    kind: type | str  # bool, int, float, str, "json", "tokens"
+    kind: type | str  # bool, int, float, str, "json", "tokens", "object"
     doc: str
     per_source: bool = False
     secret: bool = False
