@@ -19,8 +19,8 @@ import click
 from flask.cli import with_appcontext
 
 from .audit import REPLAYED, Entry
+from .bridge import Bridge, get_bridge
 from .config import SourceConfig
-from .extension import Bridge, get_bridge
 from .http import redact
 from .lifecycle import State
 

@@ -27,7 +27,7 @@ from requests.sessions import merge_setting
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url, get_netrc_auth
 
-from flask_autotask_ilert import __version__
+from flask_autotask_ilert.version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -18,10 +18,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 
-from . import __version__
 from .config import Settings
 from .lifecycle import Action, State, SyncAction
 from .schemas import ILERT_STATUSES, AlertWebhookSchema, CalloutSchema
+from .version import __version__
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

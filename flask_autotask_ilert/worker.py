@@ -23,7 +23,11 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import audit, logs, metrics, signals
+import flask_autotask_ilert.audit as audit
+import flask_autotask_ilert.logs as logs
+import flask_autotask_ilert.metrics as metrics
+import flask_autotask_ilert.signals as signals
+
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
@@ -34,8 +38,8 @@ from .store import Claim
 from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError
 
 if TYPE_CHECKING:
+    from .bridge import Bridge
     from .config import SourceConfig
-    from .extension import Bridge
 
 logger = logging.getLogger("flask_autotask_ilert")
 
