@@ -5,19 +5,28 @@ strict way (every import statement anywhere in a module, including those
 inside functions and under ``if TYPE_CHECKING:``; ``from . import x`` names
 the package, so it is an edge to ``__init__``). A cycle dodged with a
 function-level import is still a cycle to whoever reads the code.
+
+docs/design.md is where a newcomer starts: its tables of modules, Lua
+scripts, queued-event keys and Store outcome methods must name exactly what
+the code has, so a module added without a line there fails here.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 import pytest
 
 import flask_autotask_ilert
+from flask_autotask_ilert.events import QueuedEvent
+from flask_autotask_ilert.store import Store
 
 PACKAGE_DIR = Path(flask_autotask_ilert.__file__).parent
 PACKAGE = "flask_autotask_ilert"
+DESIGN = Path(__file__).resolve().parents[1] / "docs" / "design.md"
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
@@ -127,3 +136,82 @@ def test_the_walker_passes_a_package_without_cycles(tmp_path: Path) -> None:
     assert edges == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.d"},
                      "pkg.d": set()}
     assert find_cycle(edges) is None
+
+
+# -- docs/design.md against the code ----------------------------------------------------------
+
+
+def table_names(text: str, header: str) -> set[str]:
+    """The backquoted names in the first column of the markdown table whose header row is ``header``."""
+    lines = text.splitlines()
+    try:
+        start = lines.index(header)
+    except ValueError:
+        raise AssertionError(f"docs/design.md has no table headed {header!r}") from None
+    names: set[str] = set()
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        match = re.match(r"\|\s*`([^`]+)`\s*\|", line)
+        assert match, f"a row of {header!r} does not start with a `name`: {line!r}"
+        names.add(match.group(1))
+    return names
+
+
+def _only_marks_a_folder(path: Path) -> bool:
+    """A subpackage's __init__.py with nothing but a docstring is no module to describe."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+def package_modules() -> set[str]:
+    """Every module of the package as design.md names it: its path under the package folder."""
+    return {
+        path.relative_to(PACKAGE_DIR).as_posix()
+        for path in module_files(PACKAGE_DIR, PACKAGE).values()
+        if not (path.name == "__init__.py" and path.parent != PACKAGE_DIR and _only_marks_a_folder(path))
+    }
+
+
+def outcome_methods() -> set[str]:
+    """The Store methods that settle a claimed head: those that call the finish script."""
+    return {
+        name for name, member in vars(Store).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+        and "self._finish(" in inspect.getsource(member)
+    }
+
+
+def test_design_md_describes_every_module_and_no_other() -> None:
+    documented = table_names(DESIGN.read_text(encoding="utf-8"), "| module | job |")
+    actual = package_modules()
+    assert actual - documented == set(), "modules missing from the module table of docs/design.md"
+    assert documented - actual == set(), "docs/design.md describes modules that do not exist"
+
+
+def test_design_md_describes_every_lua_script_and_no_other() -> None:
+    documented = table_names(DESIGN.read_text(encoding="utf-8"), "| script | what it does |")
+    actual = {path.name for path in (PACKAGE_DIR / "lua").glob("*.lua")}
+    assert actual - documented == set(), "scripts missing from the Lua table of docs/design.md"
+    assert documented - actual == set(), "docs/design.md describes scripts that do not exist"
+
+
+def test_design_md_describes_every_key_of_the_queued_event() -> None:
+    documented = table_names(DESIGN.read_text(encoding="utf-8"), "| key | kind | holds |")
+    actual = set(QueuedEvent.__required_keys__ | QueuedEvent.__optional_keys__)
+    assert actual - documented == set(), "event keys missing from the event table of docs/design.md"
+    assert documented - actual == set(), "docs/design.md describes event keys QueuedEvent does not have"
+
+
+def test_design_md_names_every_store_outcome_method() -> None:
+    documented = table_names(DESIGN.read_text(encoding="utf-8"), "| method | outcome |")
+    actual = outcome_methods()
+    assert {"delivered", "retry_at", "put_off", "checkpoint", "dead_letter"} <= actual
+    assert actual == documented, "the outcome table of docs/design.md differs from Store's methods"
+
+
+def test_a_module_without_a_row_is_found(tmp_path: Path) -> None:
+    doc = "| module | job |\n|---|---|\n| `a.py` | one thing |\n\nprose\n| `b.py` | not in the table |\n"
+    assert table_names(doc, "| module | job |") == {"a.py"}
+    with pytest.raises(AssertionError, match="no table headed"):
+        table_names(doc, "| script | what it does |")
