@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .events import QueuedEvent
 from .lifecycle import EVENT_TYPE, Action, PriorityMap
 
 ALERT_KEY_PREFIX = "autotask-"
@@ -38,7 +39,7 @@ class TicketFacts:
 
 
 def build_event(
-    event: Mapping[str, Any], priority_map: PriorityMap, facts: TicketFacts | None = None
+    event: QueuedEvent, priority_map: PriorityMap, facts: TicketFacts | None = None
 ) -> dict[str, Any]:
     """The Events API body for a queued event (without ``integrationKey``)."""
     action = Action(event["action"])
