@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from flask_autotask_ilert.testing.autotask_sim import create_autotask_simulator
-from flask_autotask_ilert.testing.deployment import Deployment
 from flask_autotask_ilert.testing.ilert_sim import create_ilert_simulator
+from tests.deployment import Deployment
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from flask_autotask_ilert.testing.deployment import free_port
+from tests.deployment import free_port
 
 
 class RedisServer:

@@ -31,8 +31,8 @@ from flask import Flask
 from flask_autotask_ilert import AutotaskIlert
 from flask_autotask_ilert.config import OPTIONS
 from flask_autotask_ilert.ilert import SendResult, Verdict
-from flask_autotask_ilert.testing.deployment import Deployment, wait_until
 from flask_autotask_ilert.worker import Worker
+from tests.deployment import Deployment, wait_until
 
 from . import load, mix
 from .keepalive import KeepAliveDeployment

@@ -3,12 +3,12 @@
 Start at ``extension.AutotaskIlert``; docs/design.md follows a callout through the modules.
 """
 
-__version__ = "0.1.0"
-
 import logging
 
+from .bridge import Bridge, get_bridge
 from .errors import AutotaskIlertError, ConfigurationError, InvalidPayload, StoreUnavailable
-from .extension import AutotaskIlert, Bridge, get_bridge
+from .extension import AutotaskIlert
+from .version import __version__
 
 # Where log lines go is the host app's choice: the library only ever adds this.
 logging.getLogger(__name__).addHandler(logging.NullHandler())

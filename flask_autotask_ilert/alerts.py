@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .events import QueuedEvent
 from .http import truncate
 from .lifecycle import EVENT_TYPE, Action, PriorityMap
 
@@ -34,7 +35,7 @@ class TicketFacts:
 
 
 def build_event(
-    event: Mapping[str, Any], priority_map: PriorityMap, facts: TicketFacts | None = None
+    event: QueuedEvent, priority_map: PriorityMap, facts: TicketFacts | None = None
 ) -> dict[str, Any]:
     """The Events API body for a queued event (without ``integrationKey``)."""
     action = Action(event["action"])

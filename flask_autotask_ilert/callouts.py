@@ -6,11 +6,10 @@ and gets back the outcome to answer with.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from .config import Settings, SourceConfig
+from .events import ilert_event
 from .lifecycle import EVENT_TYPE, Action, State, column
 from .schemas import Callout
 from .store import Store, dumps_event
@@ -48,18 +47,9 @@ def handle_callout(
     cells = column(status_class, realert_on_reopen=source.realert_on_reopen)
     # One event per action the column may schedule (a column often names the same action
     # for two states); they differ only in "action", so the body is built once.
-    event: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
-        "target": "ilert",
-        "action": "",
-        "source": source.name,
-        "ticket": callout.ticket_id,
-        "callout": callout.record(),
-        "queued_at": store.now_ms(),
-        "attempts": 0,
-    }
-    if request_id:
-        event["request_id"] = request_id
+    event = ilert_event(
+        source.name, callout.ticket_id, callout.record(), store.now_ms(), request_id=request_id
+    )
     events: dict[Action, str] = {}
     for cell in cells.values():
         if cell.schedules_event and cell.action not in events:

@@ -27,8 +27,8 @@ from .errors import StoreUnavailable
 from .ilert import Verdict
 
 if TYPE_CHECKING:
+    from .bridge import Bridge
     from .config import SourceConfig
-    from .extension import Bridge
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 #: The prefix of the alert key the ilert check resolves; never one of ours ("autotask-<id>").

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 from flask.cli import with_appcontext
 
 from .audit import REPLAYED, Entry
+from .bridge import Bridge, get_bridge
 from .config import SourceConfig
-from .extension import Bridge, get_bridge
+from .events import QueuedEvent, replayed
 from .http import redact
 from .lifecycle import State
 
@@ -97,7 +99,7 @@ def queue_command(limit: int) -> None:
     items = []
     for head in heads[:limit]:
         queued = store.queued(head.source, head.ticket)
-        first = queued[0] if queued else {}
+        first = queued[0] if queued else None
         items.append({
             "source": head.source,
             "ticket": head.ticket,
@@ -212,7 +214,7 @@ def check_command(source: str | None) -> None:
 
 
 def _ticket_report(bridge: Bridge, config: SourceConfig, ticket: int,
-                   dead: list[dict[str, Any]]) -> dict[str, Any] | None:
+                   dead: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     store = bridge.store
     mapping = store.mapping(config.name, ticket)
     queued = store.queued(config.name, ticket)
@@ -239,7 +241,7 @@ def _ticket_report(bridge: Bridge, config: SourceConfig, ticket: int,
     }
 
 
-def _dead_matches(record: dict[str, Any], source: str | None, ticket: int | None) -> bool:
+def _dead_matches(record: Mapping[str, Any], source: str | None, ticket: int | None) -> bool:
     event = record.get("event") or {}
     return ((source is None or event.get("source") == source)
             and (ticket is None or event.get("ticket") == ticket))
@@ -382,14 +384,6 @@ _REPLAY_STATES: dict[tuple[str, str], tuple[State, ...]] = {
 }
 
 
-def _fresh(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    """The event as if just queued: no attempts, no pacing slot, the alert body built anew."""
-    fresh = {k: v for k, v in event.items() if k not in ("slot", "body", "enrich_attempts")}
-    fresh.update(attempts=0, queued_at=now_ms, replays=int(event.get("replays", 0)) + 1,
-                 first_queued_at=event.get("first_queued_at", event.get("queued_at")))
-    return fresh
-
-
 @cli_group.command("replay")
 @click.argument("ticket", type=click.IntRange(min=1), required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
@@ -428,7 +422,7 @@ def replay_command(ticket: int | None, replay_all: bool, source: str | None, for
             states = () if force else _REPLAY_STATES.get(
                 (str(event.get("target")), str(event.get("action"))), ())
             outcome = store.replay_dead(
-                raw, _fresh(event, store.now_ms()), states,
+                raw, replayed(cast(QueuedEvent, event), store.now_ms()), states,
                 audit_entry=Entry.delivery(REPLAYED, event),
             )
             if outcome == 1:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .extension import Bridge
+    from .bridge import Bridge
 
 
 def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:

@@ -22,7 +22,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from flask_autotask_ilert import __version__
+from flask_autotask_ilert.version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -27,7 +27,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -37,11 +37,22 @@ from prometheus_client.exposition import choose_encoder
 from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .extension import Bridge
+    from .autotask import AutotaskClient
+    from .config import Settings, SourceConfig
+    from .store import Store
 
 logger = logging.getLogger("flask_autotask_ilert")
 _F = TypeVar("_F", bound=Callable[..., None])
 _failed_once = threading.Event()
+
+
+class Bridge(Protocol):
+    """What metrics reads of a ``bridge.Bridge``; a protocol, since bridge.py imports this module."""
+
+    store: Store
+    settings: Settings
+
+    def autotask(self, source: SourceConfig) -> AutotaskClient | None: ...
 
 
 def _never_raise(count: _F) -> _F:

@@ -18,10 +18,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 
-from . import __version__
 from .config import Settings
 from .lifecycle import Action, State, SyncAction
 from .schemas import FORM, ILERT_STATUSES, JSON, AlertWebhookSchema, CalloutSchema
+from .version import __version__
 
 _STATES = [s.value for s in State]
 _CALLOUT_ACTIONS = [a.value for a in Action] + ["stale"]

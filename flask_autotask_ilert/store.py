@@ -38,6 +38,7 @@ import redis
 
 from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
 from .errors import StoreUnavailable
+from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
 _SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay")
@@ -143,7 +144,7 @@ class Claim:
 
     member: str
     token: str
-    head: dict[str, Any] | None
+    head: QueuedEvent | None
 
     @property
     def source(self) -> str:
@@ -306,7 +307,7 @@ class Store:
             raw = self.client.hgetall(self.keys.stats)
         return {_text(k): int(v) for k, v in raw.items()}
 
-    def queued(self, source: str, ticket: int) -> list[dict[str, Any]]:
+    def queued(self, source: str, ticket: int) -> list[QueuedEvent]:
         with self._guard():
             raw = self.client.lrange(self.keys.queue(source, ticket), 0, -1)
         return [json.loads(item) for item in raw]
@@ -341,17 +342,41 @@ class Store:
             for name, head in zip(names, heads, strict=True)
         ]
 
-    def finish(
-        self,
-        claim: Claim,
-        *,
-        next_at_ms: int | None = None,
-        dead_record: Mapping[str, Any] | None = None,
-        replace_head: Mapping[str, Any] | None = None,
-        keep_lease: bool = False,
+    # One method per outcome of a claimed head; each is one call of finish.lua, and each
+    # returns False if the lease was lost meanwhile (the queue is then someone else's).
+
+    def delivered(self, claim: Claim, audit_entry: Entry | None = None) -> bool:
+        """The head is done with: pop it, and hand the ticket back (or let it go if empty)."""
+        return self._finish(claim, "pop", audit_entry=audit_entry)
+
+    def hand_back(self, claim: Claim) -> bool:
+        """A claim whose queue emptied meanwhile (no head): release it, nothing to pop."""
+        return self._finish(claim, "pop")
+
+    def retry_at(
+        self, claim: Claim, event: QueuedEvent, at_ms: int, audit_entry: Entry | None = None
+    ) -> bool:
+        """A failed attempt: the head becomes ``event`` (its attempt counted), worked again at ``at_ms``."""
+        return self._finish(claim, "replace", _dumps(event), at_ms, audit_entry)
+
+    def put_off(self, claim: Claim, event: QueuedEvent, at_ms: int) -> bool:
+        """Not an attempt (pacing, a busy place, a spent budget): the head waits until ``at_ms``."""
+        return self._finish(claim, "replace", _dumps(event), at_ms)
+
+    def checkpoint(self, claim: Claim, event: QueuedEvent) -> bool:
+        """A step of the head is done: store ``event`` as the head, keep the lease and go on."""
+        return self._finish(claim, "checkpoint", _dumps(event))
+
+    def dead_letter(
+        self, claim: Claim, record: DeadLetter, audit_entry: Entry | None = None
+    ) -> bool:
+        """Given up on: pop the head and append its record to the dead letters."""
+        return self._finish(claim, "dead", _dumps(record), audit_entry=audit_entry)
+
+    def _finish(
+        self, claim: Claim, outcome: str, payload: str = "", next_at_ms: int | None = None,
         audit_entry: Entry | None = None,
     ) -> bool:
-        """Pop (or replace) the claimed head, hand the queue back; False if the lease was lost."""
         event_id = claim.head["id"] if claim.head else ""
         with self._guard():
             _popped, owned, _left = self._script("finish")(
@@ -367,9 +392,8 @@ class Store:
                     claim.token,
                     event_id,
                     self.now_ms() if next_at_ms is None else next_at_ms,
-                    _dumps(dead_record) if dead_record else "",
-                    _dumps(replace_head) if replace_head else "",
-                    "1" if keep_lease else "",
+                    outcome,
+                    payload,
                     self._audit_record(audit_entry),
                     self.audit_entries,
                 ],
@@ -424,7 +448,7 @@ class Store:
         lag = max(0, self.now_ms() - int(first[0][1])) if first else 0
         return {"tickets": tickets, "most_overdue_ms": lag, "dead_letters": dead}
 
-    def dead_letters(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:
+    def dead_letters(self, start: int = 0, stop: int = -1) -> list[DeadLetter]:
         with self._guard():
             raw = self.client.lrange(self.keys.dead, start, stop)
         return [json.loads(item) for item in raw]
@@ -499,7 +523,7 @@ class Store:
     def replay_dead(
         self,
         record: str,
-        event: Mapping[str, Any],
+        event: QueuedEvent,
         states: tuple[State, ...] = (),
         audit_entry: Entry | None = None,
     ) -> int:
@@ -508,7 +532,7 @@ class Store:
         ``states``: the ticket must be in one of these (none given: any), or the
         record stays dead.
         """
-        source, ticket = str(event["source"]), int(event["ticket"])
+        source, ticket = event["source"], event["ticket"]
         with self._guard():
             return int(self._script("replay")(
                 keys=[self.keys.dead, self.keys.queue(source, ticket), self.keys.ready,
@@ -562,6 +586,6 @@ def _dumps(value: Mapping[str, Any]) -> str:
     return _ENCODER.encode(value)
 
 
-def dumps_event(event: Mapping[str, Any]) -> str:
+def dumps_event(event: QueuedEvent) -> str:
     """Events are stored as compact JSON; the id must be a string the finish script can compare."""
     return _dumps(event)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -18,6 +17,7 @@ from .alerts import ALERT_KEY_PREFIX
 from .audit import WEBHOOK, Entry
 from .config import Settings, SourceConfig
 from .errors import StoreUnavailable
+from .events import ticket_write
 from .lifecycle import IlertStatus, State, SyncAction, sync_transition
 from .schemas import AlertWebhook
 from .store import Store, TicketMapping, dumps_event
@@ -84,23 +84,20 @@ def handle_webhook(
             return WebhookAnswer(ticket, SyncAction.NOTHING.value, mapping.state)
         accept = change.action is SyncAction.ACCEPT_TICKET
         sync = source.sync
-        event = {
-            "id": uuid.uuid4().hex,
-            "target": "ticket",
-            "action": change.action.value,
-            "source": source.name,
-            "ticket": ticket,
-            "status_label": (sync.accept_status if accept else sync.resolve_status)
+        event = ticket_write(
+            source.name,
+            ticket,
+            change.action.value,
+            status_label=(sync.accept_status if accept else sync.resolve_status)
             if change.set_status
             else None,
-            "note_title": _note(sync.note_title, webhook),
-            "note_text": _note(sync.accept_note if accept else sync.resolve_note, webhook),
-            "by": webhook.who,
-            "alert_id": webhook.alert_id,
-            "queued_at": store.now_ms(),
-            "attempts": 0,
-            **({"request_id": request_id} if request_id else {}),
-        }
+            note_title=_note(sync.note_title, webhook),
+            note_text=_note(sync.accept_note if accept else sync.resolve_note, webhook),
+            by=webhook.who,
+            alert_id=webhook.alert_id,
+            queued_at=store.now_ms(),
+            request_id=request_id,
+        )
         new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
         entry = Entry.transition(WEBHOOK, change.action.value, mapping.state, change.new_state)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import (
     HTTPException,
@@ -29,7 +29,11 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import logs, metrics, signals
+import flask_autotask_ilert.logs as logs
+import flask_autotask_ilert.metrics as metrics
+import flask_autotask_ilert.signals as signals
+
+from .bridge import Bridge, get_bridge
 from .callouts import handle_callout
 from .config import Settings, SourceConfig, same_secret
 from .errors import InvalidPayload, StoreUnavailable
@@ -83,10 +87,6 @@ def _no_path_in_logs(view: Any) -> Any:
             raise InternalServerError(original_exception=exc) from None
 
     return guarded
-
-
-def _bridge() -> Any:
-    return current_app.extensions["autotask_ilert"]
 
 
 def _basic_matches(username: str | None, password: str | None) -> bool:
@@ -166,7 +166,7 @@ def _decode(data: bytes) -> dict[str, Any]:
     return fields
 
 
-def _check_rate(bridge: Any, source: SourceConfig, endpoint: str) -> None:
+def _check_rate(bridge: Bridge, source: SourceConfig, endpoint: str) -> None:
     """The source's RATE_LIMIT (off by default): over it, 429 before anything is read."""
     retry_after = bridge.rate_limiter.retry_after(source, endpoint)
     if retry_after is not None:
@@ -176,7 +176,7 @@ def _check_rate(bridge: Any, source: SourceConfig, endpoint: str) -> None:
 
 @_no_path_in_logs
 def callout(token: str) -> tuple[Response, int]:
-    bridge = _bridge()
+    bridge = get_bridge()
     settings: Settings = bridge.settings
     source = settings.source_for_token(token)
     if source is None:
@@ -236,7 +236,7 @@ def _webhook_source(settings: Settings, token: str | None) -> SourceConfig:
 @_no_path_in_logs
 def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
     """ilert's alert-action webhook: alert status changes flow back into the ticket."""
-    bridge = _bridge()
+    bridge = get_bridge()
     settings: Settings = bridge.settings
     source = _webhook_source(settings, token)
     _note(source=source.name)
@@ -262,8 +262,8 @@ def _messages(exc: ValidationError) -> dict[str, Any]:
 
 def openapi_description() -> Response:
     """The OpenAPI description of these endpoints (openapi.py), built once per app."""
-    bridge = _bridge()
-    spec = getattr(bridge, "openapi", None)
+    bridge = get_bridge()
+    spec = bridge.openapi
     if spec is None:
         from .openapi import build_spec
 
@@ -273,7 +273,7 @@ def openapi_description() -> Response:
 
 def healthz() -> tuple[Response, int]:
     try:
-        _bridge().store.ping()
+        get_bridge().store.ping()
     except StoreUnavailable:
         return jsonify({"status": "unavailable", "redis": "unreachable"}), 503
     return jsonify({"status": "ok", "redis": "ok"}), 200
@@ -281,7 +281,7 @@ def healthz() -> tuple[Response, int]:
 
 def readyz() -> tuple[Response, int]:
     """Ready only when Redis answers, a worker is alive and the queue is not stuck."""
-    ready, body = readiness(_bridge())
+    ready, body = readiness(get_bridge())
     return jsonify(body), 200 if ready else 503
 
 
@@ -294,7 +294,7 @@ def _bearer_matches(expected: str) -> bool:
 
 def metrics_endpoint() -> Response:
     """Prometheus exposition; behind a Bearer token when METRICS_TOKEN is set."""
-    bridge = _bridge()
+    bridge = get_bridge()
     token = bridge.settings.metrics_token
     if token and not _bearer_matches(token):
         raise Unauthorized(www_authenticate=_challenge("bearer"))
@@ -355,7 +355,7 @@ def _finish(response: Response) -> Response:
             line = {"request_id": seen.request_id, **fields, "outcome": code,
                     "duration_ms": (time.perf_counter() - seen.started) * 1000,
                     "error": error, "reason": reason}
-            logs.emit(level, kind, line, _bridge().settings.log_format)
+            logs.emit(level, kind, line, get_bridge().settings.log_format)
         count = metrics.count_callout if kind == "callout" else metrics.count_webhook
         count(str(noted.get("source", "")), str(noted.get("action", "none")), code)
     if code != 404:
@@ -377,7 +377,7 @@ def _invalid(exc: InvalidPayload) -> tuple[Response, int]:
 
 def _unavailable(exc: StoreUnavailable) -> Response:
     _note(error="store_unavailable", reason=exc.reason)  # logged by _finish: not recorded
-    retry_after = _bridge().settings.retry_after_seconds
+    retry_after = get_bridge().settings.retry_after_seconds
     response = jsonify(_error_body("store_unavailable", exc.description or ""))
     response.status_code = 503
     response.headers["Retry-After"] = str(retry_after)

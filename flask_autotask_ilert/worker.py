@@ -22,10 +22,15 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import audit, logs, metrics, signals
+import flask_autotask_ilert.audit as audit
+import flask_autotask_ilert.logs as logs
+import flask_autotask_ilert.metrics as metrics
+import flask_autotask_ilert.signals as signals
+
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
+from .events import ILERT, TICKET, QueuedEvent, dead_letter
 from .http import backoff, secret_digest
 from .ilert import Verdict
 from .lifecycle import Action, SyncAction, status_change_still_wanted
@@ -33,8 +38,8 @@ from .store import Claim
 from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError
 
 if TYPE_CHECKING:
+    from .bridge import Bridge
     from .config import SourceConfig
-    from .extension import Bridge
 
 logger = logging.getLogger("flask_autotask_ilert")
 
@@ -59,7 +64,7 @@ def _pace_window_ms(window: float, poll: float) -> int:
     return int(1000 * (window + max(0.25, 2 * poll, 0.02 * window)))
 
 
-def _this_attempt(event: dict[str, Any]) -> int:
+def _this_attempt(event: QueuedEvent) -> int:
     """The number of the delivery attempt being made now (the event counts those already failed)."""
     return int(event.get("attempts", 0)) + 1
 
@@ -172,13 +177,13 @@ class Worker:
     def process(self, claim: Claim) -> str:
         self._local.started = time.perf_counter()
         if claim.head is None:
-            self.store.finish(claim)
+            self.store.hand_back(claim)
             return "empty"
-        event = dict(claim.head)
+        event = claim.head.copy()
         source = self.settings.sources.get(event.get("source", ""))
         if source is None:
             return self._dead(claim, event, None, "no such alert source in the configuration")
-        deliver = {"ilert": self._deliver_ilert, "ticket": self._deliver_ticket}.get(
+        deliver = {ILERT: self._deliver_ilert, TICKET: self._deliver_ticket}.get(
             event.get("target", "")
         )
         if deliver is None:
@@ -186,16 +191,12 @@ class Worker:
         try:
             return deliver(claim, source, event)
         except _Deferred as deferred:
-            self.store.finish(
-                claim,
-                next_at_ms=self.store.now_ms() + int(deferred.seconds * 1000),
-                replace_head=event,
-            )
+            self.store.put_off(claim, event, self.store.now_ms() + int(deferred.seconds * 1000))
             self._report(event, "deferred", deferred.level, attempt=None,
                          next_in_s=deferred.seconds, reason=deferred.reason)
             return "deferred"
 
-    def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
+    def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         body = event.get("body")
         if body is None:
             facts = TicketFacts()
@@ -216,7 +217,7 @@ class Worker:
             )
             event["slot"] = slot
             if slot > self.store.now_ms():
-                self.store.finish(claim, next_at_ms=slot, replace_head=event)
+                self.store.put_off(claim, event, slot)
                 self._report(event, "paced", logging.DEBUG, attempt=None,
                              next_in_s=(slot - self.store.now_ms()) / 1000)
                 return "paced"
@@ -233,7 +234,7 @@ class Worker:
             return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
         return self._dead(claim, event, result.status, result.reason)
 
-    def _deliver_ticket(self, claim: Claim, source: SourceConfig, event: dict[str, Any]) -> str:
+    def _deliver_ticket(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         """Write an alert's new status back to its ticket (bidirectional sync)."""
         if source.sync is None:
             return self._dead(claim, event, None, "bidirectional sync is off for this source")
@@ -249,7 +250,7 @@ class Worker:
 
         def checkpoint(step: str) -> None:
             event["done"] = [*event.get("done", []), step]
-            self.store.finish(claim, replace_head=event, keep_lease=True)
+            self.store.checkpoint(claim, event)
 
         update = TicketUpdate(
             source=source.name,
@@ -287,11 +288,11 @@ class Worker:
         return self._delivered(claim, event)
 
     def _delivered(
-        self, claim: Claim, event: dict[str, Any], verdict: str = "delivered", status: int | None = None,
+        self, claim: Claim, event: QueuedEvent, verdict: str = "delivered", status: int | None = None,
     ) -> str:
         kind = audit.ALREADY_DONE if verdict == Verdict.ALREADY_DONE.value else audit.DELIVERED
         attempts = _this_attempt(event)
-        self.store.finish(claim, audit_entry=audit.Entry.delivery(kind, event, attempts, status))
+        self.store.delivered(claim, audit.Entry.delivery(kind, event, attempts, status))
         with self._count_lock:
             self.delivered += 1
         latency = self.store.now_ms() - int(event.get("queued_at", self.store.now_ms()))
@@ -300,7 +301,7 @@ class Worker:
         self._signal(signals.event_delivered, event, attempts=attempts, latency_ms=latency)
         return "delivered"
 
-    def _signal(self, signal: Any, event: dict[str, Any], **extra: Any) -> None:
+    def _signal(self, signal: Any, event: QueuedEvent, **extra: Any) -> None:
         """Signals about an event name it the same way: source, ticket, target, action."""
         signals.send(
             signal,
@@ -360,7 +361,7 @@ class Worker:
                 logging.WARNING,
             )
 
-    def _ticket_facts(self, source: SourceConfig, event: dict[str, Any]) -> TicketFacts | str:
+    def _ticket_facts(self, source: SourceConfig, event: QueuedEvent) -> TicketFacts | str:
         """The ticket as Autotask has it, or why not yet (the event is tried again later).
 
         After ENRICH_ATTEMPTS failed reads the alert goes out with the callout's
@@ -397,7 +398,7 @@ class Worker:
             return TicketFacts()
 
     def _retry(
-        self, claim: Claim, event: dict[str, Any], reason: str, retry_after: float | None,
+        self, claim: Claim, event: QueuedEvent, reason: str, retry_after: float | None,
         status: int | None = None,
     ) -> str:
         attempts = _this_attempt(event)
@@ -409,30 +410,21 @@ class Worker:
             delay = max(delay, min(retry_after, self.settings.retry_cap_seconds))
         self._report(event, "retry", logging.INFO, attempt=attempts, http_status=status,
                      next_in_s=delay, reason=reason)
-        self.store.finish(
-            claim,
-            next_at_ms=self.store.now_ms() + int(delay * 1000),
-            replace_head=event,
-            audit_entry=audit.Entry.delivery(audit.FAILED, event, attempts, status),
-        )
+        self.store.retry_at(claim, event, self.store.now_ms() + int(delay * 1000),
+                            audit.Entry.delivery(audit.FAILED, event, attempts, status))
         return "retry"
 
-    def _dead(self, claim: Claim, event: dict[str, Any], status: int | None, reason: str) -> str:
+    def _dead(self, claim: Claim, event: QueuedEvent, status: int | None, reason: str) -> str:
         attempts = _this_attempt(event)
         self._report(event, "dead", logging.ERROR, attempt=attempts, http_status=status, reason=reason)
-        record = {
-            "event": event,
-            "status": status,
-            "reason": reason,
-            "at": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(),
-        }
-        self.store.finish(claim, dead_record=record,
-                          audit_entry=audit.Entry.delivery(audit.DEAD, event, attempts, status))
+        at = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat()
+        self.store.dead_letter(claim, dead_letter(event, status, reason, at),
+                               audit.Entry.delivery(audit.DEAD, event, attempts, status))
         self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 
     def _report(
-        self, event: dict[str, Any], outcome: str, level: int, *,
+        self, event: QueuedEvent, outcome: str, level: int, *,
         attempt: int | None, latency_ms: int | None = None, **fields: Any,
     ) -> None:
         """The one log line and the count of one delivery outcome.
@@ -457,7 +449,7 @@ class Worker:
         }, self.settings.log_format)
         metrics.count_delivery(
             source if source in self.settings.sources else "",
-            target if target in ("ilert", "ticket") else "unknown",
+            target if target in (ILERT, TICKET) else "unknown",
             outcome,
             latency_ms / 1000 if latency_ms is not None else None,
         )

@@ -20,7 +20,7 @@ import pytest
 import redis
 import requests
 
-from flask_autotask_ilert.testing.deployment import Deployment, wait_until
+from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
 

@@ -11,12 +11,12 @@ import fakeredis
 import pytest
 import redis
 
-from flask_autotask_ilert.audit import DELIVERED, Entry
+from flask_autotask_ilert.audit import DELIVERED, FAILED, Entry
 from flask_autotask_ilert.callouts import handle_callout
 from flask_autotask_ilert.config import load_settings
 from flask_autotask_ilert.lifecycle import Action, State, StatusClass, column
 from flask_autotask_ilert.schemas import Callout
-from flask_autotask_ilert.store import Store, dumps_event
+from flask_autotask_ilert.store import Claim, Store, dumps_event
 
 from .conftest import INTEGRATION_KEY, TOKEN, Clock
 
@@ -133,9 +133,9 @@ def test_claim_leases_until_finish_or_expiry(store: Store, clock: Clock) -> None
     clock.advance(11)
     [taken] = store.claim("w2", lease_ms=10_000, limit=5)  # the first worker died
     assert taken.head == claim.head
-    assert store.finish(claim) is False  # w1 lost its lease but its delivered head is popped once
+    assert store.delivered(claim) is False  # w1 lost its lease but its delivered head is popped once
     assert store.queued("default", 8) == []
-    assert store.finish(taken) is True  # w2's head is already gone: nothing more popped
+    assert store.delivered(taken) is True  # w2's head is already gone: nothing more popped
     assert store.queue_stats()["tickets"] == 0
 
 
@@ -143,9 +143,9 @@ def test_finish_pops_only_the_head_it_sent(store: Store) -> None:
     apply(store, 9, StatusClass.NEW)
     apply(store, 9, StatusClass.IN_PROGRESS)
     [claim] = store.claim("w", 10_000, 5)
-    assert store.finish(claim) is True
+    assert store.delivered(claim) is True
     assert [e["action"] for e in store.queued("default", 9)] == ["accept"]
-    assert store.finish(claim) is False  # a repeated finish pops nothing more
+    assert store.delivered(claim) is False  # a repeated finish pops nothing more
     assert [e["action"] for e in store.queued("default", 9)] == ["accept"]
     [second] = store.claim("w", 10_000, 5)
     assert second.head is not None and second.head["action"] == "accept"
@@ -155,18 +155,49 @@ def test_reschedule_rewrites_the_head_and_defers(store: Store, clock: Clock) -> 
     apply(store, 10, StatusClass.NEW)
     [claim] = store.claim("w", 10_000, 5)
     assert claim.head is not None
-    store.finish(claim, next_at_ms=store.now_ms() + 5_000, replace_head={**claim.head, "attempts": 1})
+    store.put_off(claim, {**claim.head, "attempts": 1}, store.now_ms() + 5_000)
     assert store.claim("w", 10_000, 5) == []
     clock.advance(5)
     [again] = store.claim("w", 10_000, 5)
     assert again.head is not None and again.head["attempts"] == 1 and again.head["id"] == claim.head["id"]
 
 
+def test_a_checkpoint_rewrites_the_head_and_keeps_the_lease(store: Store, clock: Clock) -> None:
+    apply(store, 12, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    assert claim.head is not None
+    assert store.checkpoint(claim, {**claim.head, "done": ["status"]}) is True
+    assert store.queued("default", 12)[0].get("done") == ["status"]
+    assert store.schedule("default", 12)[1] is True  # still leased: the worker goes on
+    assert store.claim("w2", 10_000, 5) == []
+    assert store.delivered(claim) is True
+    assert store.queued("default", 12) == [] and store.schedule("default", 12) == (None, False)
+
+
+def test_a_retry_counts_in_the_trail_and_waits(store: Store, clock: Clock) -> None:
+    apply(store, 13, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    assert claim.head is not None
+    failed = {**claim.head, "attempts": 1}
+    assert store.retry_at(claim, failed, store.now_ms() + 3_000, Entry.delivery(FAILED, failed, 1, 503))
+    assert store.schedule("default", 13) == (store.now_ms() + 3_000, False)
+    trail = [text for _, text in store.audit("default", 13)]
+    assert trail[0] == "ilert create failed (try 1): http 503, retried"
+
+
+def test_handing_back_an_emptied_queue_lets_the_ticket_go(store: Store) -> None:
+    apply(store, 14, StatusClass.NEW)
+    [claim] = store.claim("w", 10_000, 5)
+    store.client.delete(store.keys.queue("default", 14))  # emptied meanwhile (forgotten, say)
+    assert store.hand_back(Claim(claim.member, claim.token, None)) is True
+    assert store.schedule("default", 14) == (None, False)
+
+
 def test_dead_letter_is_recorded_and_the_queue_moves_on(store: Store) -> None:
     apply(store, 11, StatusClass.NEW)
     apply(store, 11, StatusClass.CLOSED)
     [claim] = store.claim("w", 10_000, 5)
-    store.finish(claim, dead_record={"event": claim.head, "reason": "http 404"})
+    store.dead_letter(claim, {"event": claim.head, "reason": "http 404"})
     assert [d["reason"] for d in store.dead_letters()] == ["http 404"]
     [nxt] = store.claim("w", 10_000, 5)
     assert nxt.head is not None and nxt.head["action"] == "resolve"
@@ -263,7 +294,7 @@ def test_no_audit_when_turned_off(make_store: Callable[[], Store]) -> None:
 def test_deliveries_are_audited_on_the_ticket(store: Store) -> None:
     apply(store, 25, StatusClass.NEW)
     [claim] = store.claim("w", 10_000, 5)
-    store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
+    store.delivered(claim, Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
     assert [text for _, text in store.audit("default", 25)] == [
         "ilert create delivered (try 1, http 202)",
         "callout NEW: create NONE>PENDING",
@@ -275,7 +306,7 @@ def test_a_full_lifecycle_keeps_the_ticket_in_the_compact_encoding(store: Store)
     for status_class in (StatusClass.NEW, StatusClass.NEW, StatusClass.IN_PROGRESS, StatusClass.CLOSED):
         apply(store, 27, status_class)
         for claim in store.claim("w", 10_000, 5):
-            store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 2, 202))
+            store.delivered(claim, Entry.delivery(DELIVERED, claim.head or {}, 2, 202))
     for _ in range(5):
         apply(store, 27, StatusClass.CLOSED)
     trail = store.audit("default", 27)
@@ -291,7 +322,7 @@ def test_finish_never_recreates_a_forgotten_ticket(store: Store) -> None:
     apply(store, 26, StatusClass.NEW)
     [claim] = store.claim("w", 10_000, 5)
     store.client.delete(store.keys.mapping("default", 26))
-    store.finish(claim, audit_entry=Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
+    store.delivered(claim, Entry.delivery(DELIVERED, claim.head or {}, 1, 202))
     assert store.client.exists(store.keys.mapping("default", 26)) == 0
 
 

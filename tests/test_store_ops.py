@@ -39,7 +39,7 @@ def new_ticket(store: Store, ticket: int, source: str = "default") -> None:
 def kill_head(store: Store, source: str, ticket: int) -> str:
     """Dead-letter the ticket's head, as the worker does; returns the record as stored."""
     [claim] = [c for c in store.claim("tok", 60_000, 100) if c.ticket == ticket]
-    store.finish(claim, dead_record={"event": claim.head, "status": 400, "reason": "refused"})
+    store.dead_letter(claim, {"event": claim.head, "status": 400, "reason": "refused"})
     [raw] = [r for r in store.dead_records() if json.loads(r)["event"]["ticket"] == ticket]
     return raw
 

@@ -53,7 +53,7 @@ URL_PREFIX = "/autotask-ilert"
 EVENT_TIMEOUT = 5.0  # an event normally arrives within a few worker polls (50 ms each)
 SETTLE_SECONDS = 0.3  # how long "nothing arrived" is watched for after a no-op or a reject
 _ID = re.compile(r"/\d+")
-WORKER_THREAD_NAME = "autotask-ilert-worker"  # set by Bridge.start_embedded_worker
+WORKER_THREAD_NAME = "autotask-ilert-worker"  # set by extension.start_embedded_worker
 PROG = "python -m flask_autotask_ilert.testing.demo"
 
 AppFactory = Callable[[dict[str, Any]], Flask]

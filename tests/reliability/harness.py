@@ -26,7 +26,7 @@ import redis
 import requests
 
 from flask_autotask_ilert.config import OPTIONS_BY_NAME
-from flask_autotask_ilert.testing.deployment import Deployment, free_port, wait_until
+from tests.deployment import Deployment, free_port, wait_until
 
 from .model import Answer, Model
 

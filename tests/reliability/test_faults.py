@@ -25,8 +25,8 @@ import requests
 
 from flask_autotask_ilert.config import OPTIONS_BY_NAME
 from flask_autotask_ilert.testing.autotask_sim import AutotaskState, create_autotask_simulator
-from flask_autotask_ilert.testing.deployment import Deployment, wait_until
 from flask_autotask_ilert.testing.servers import ServerThread
+from tests.deployment import Deployment, wait_until
 
 from .harness import (
     AT_USER,

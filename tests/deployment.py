@@ -3,7 +3,8 @@
 The end-to-end tests and the benchmark both need the bridge as it really
 runs (separate processes sharing one Redis), with the simulators standing in
 for ilert and Autotask. This module starts and stops all of it; it never
-touches a Redis key outside the prefix it was given.
+touches a Redis key outside the prefix it was given. It lives with the tests,
+not in the package, because it runs the example app from a source checkout.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import IO, Any
 
 import requests
 
-from .autotask_sim import AutotaskState, create_autotask_simulator
-from .ilert_sim import IlertState, create_ilert_simulator
-from .servers import ServerThread
+from flask_autotask_ilert.testing.autotask_sim import AutotaskState, create_autotask_simulator
+from flask_autotask_ilert.testing.ilert_sim import IlertState, create_ilert_simulator
+from flask_autotask_ilert.testing.servers import ServerThread
 
 DEFAULT_APP = "examples.msp_portal:create_app()"
 DEFAULT_FLASK_APP = "examples.msp_portal"
