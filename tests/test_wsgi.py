@@ -20,10 +20,10 @@ from werkzeug.test import Client
 from examples.other_wsgi import HOME, MOUNT, create_portal
 from examples.other_wsgi import portal as portal_pages
 from flask_autotask_ilert import ConfigurationError, get_bridge
-from flask_autotask_ilert.testing.deployment import Deployment, wait_until
 from flask_autotask_ilert.testing.ilert_sim import IlertState, create_ilert_simulator
 from flask_autotask_ilert.testing.servers import ServerThread
 from flask_autotask_ilert.wsgi import create_app
+from tests.deployment import Deployment, wait_until
 
 from .conftest import INTEGRATION_KEY, TOKEN, data_text
 
