@@ -123,6 +123,10 @@ OPTIONS: tuple[Option, ...] = (
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
            "<token>` (others get 401). At least 16 printable characters. Unset: the endpoint is "
            "open; see [operations.md](operations.md#metrics).", secret=True),
+    Option("METRICS_INCLUDE_PROCESS", False, bool,
+           "Serve on `{prefix}/metrics` everything in the process's default Prometheus registry "
+           "(process, garbage collector and the host app's own metrics) as well. Off: only the "
+           "bridge's own metrics, so a scrape tells nothing about the host app."),
     Option("READY_HEARTBEAT_SECONDS", 30.0, float,
            "`{prefix}/readyz` answers 503 when no worker has written a heartbeat for this many "
            "seconds (running workers write one every 5 seconds, or a third of this if less). "
@@ -429,6 +433,7 @@ class Settings:
     autotask_threshold_check_ms: int
     sources: Mapping[str, SourceConfig]
     metrics_token: str | None = field(default=None, repr=False)
+    metrics_include_process: bool = False
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
@@ -678,6 +683,7 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
     _require(log_format in ("text", "json"), f"{PREFIX}LOG_FORMAT must be 'text' or 'json'")
     return Settings(
         metrics_token=metrics_token,
+        metrics_include_process=get("METRICS_INCLUDE_PROCESS"),
         ready_heartbeat_seconds=get("READY_HEARTBEAT_SECONDS"),
         ready_queue_age_seconds=get("READY_QUEUE_AGE_SECONDS"),
         log_format=log_format,
