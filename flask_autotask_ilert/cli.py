@@ -21,12 +21,28 @@ from flask.cli import with_appcontext
 from . import reports
 from .audit import REPLAYED, Entry
 from .config import SourceConfig
+from .errors import StoreUnavailable
 from .extension import Bridge, get_bridge
 from .http import redact
 from .lifecycle import replay_states
 
 
-@click.group("autotask-ilert")
+class _OneLineErrors(click.Group):
+    """A Redis that does not answer ends any command with one line saying what to check and
+    exit code 1, not a traceback. A broken configuration already does (ConfigurationError
+    is a click error); ilert and Autotask failures are reported by the commands that call
+    them (check, simulate), and a running worker retries them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailable as exc:
+            raise click.ClickException(
+                f"Redis does not answer ({exc.reason or 'no reason given'}): check "
+                f"AUTOTASK_ILERT_REDIS_URL and that Redis is running") from None
+
+
+@click.group("autotask-ilert", cls=_OneLineErrors)
 def cli_group() -> None:
     """The Autotask -> ilert bridge."""
 
@@ -51,6 +67,7 @@ def worker_command(
     from .worker import Worker
 
     bridge = get_bridge()
+    bridge.store.ping()  # a worker started without Redis says so once, instead of waiting
     worker = Worker(bridge, threads=threads)
     if metrics_port is not None:
         from .metrics import serve
@@ -420,7 +437,7 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
 def _show_answer(bridge: Bridge, answer: reports.SampleAnswer) -> None:
     """Print the bridge's answer to a sample; exit 1 unless the bridge decided on it."""
     if answer.status is None:
-        click.echo(f"no answer: {answer.failure}", err=True)
+        click.echo(f"no answer: {answer.failure}: is the app served at --url?", err=True)
         raise SystemExit(1)
     click.echo(f"-> {answer.status} {answer.reason}"
                + (f"  (X-Request-Id {answer.request_id})" if answer.request_id else ""))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+
 from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.health import SAMPLE, read_queue_health
 from flask_autotask_ilert.store import Store, dumps_event, member
