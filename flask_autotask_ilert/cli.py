@@ -67,7 +67,6 @@ def worker_command(
     from .worker import Worker
 
     bridge = get_bridge()
-    bridge.store.ping()  # a worker started without Redis says so once, instead of waiting
     worker = Worker(bridge, threads=threads)
     if metrics_port is not None:
         from .metrics import serve
