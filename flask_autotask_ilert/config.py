@@ -203,6 +203,10 @@ OPTIONS: tuple[Option, ...] = (
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
            "<token>` (others get 401). Unset: the endpoint is open; see "
            "[operations.md](operations.md#metrics).", secret=True, check=Token(), convert=_or_none),
+    Option("METRICS_INCLUDE_PROCESS", False, bool,
+           "Serve on `{prefix}/metrics` everything in the process's default Prometheus registry "
+           "(process, garbage collector and the host app's own metrics) as well. Off: only the "
+           "bridge's own metrics, so a scrape tells nothing about the host app."),
     Option("READY_HEARTBEAT_SECONDS", 30.0, float,
            "`{prefix}/readyz` answers 503 when no worker has written a heartbeat for this many "
            "seconds (running workers write one every 5 seconds, or a third of this if less).",
@@ -514,6 +518,7 @@ class Settings:
     autotask_threshold_check_ms: int
     sources: Mapping[str, SourceConfig]
     metrics_token: str | None = field(default=None, repr=False)
+    metrics_include_process: bool = False
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from click import ClickException
 from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 
@@ -15,8 +16,16 @@ class AutotaskIlertError(Exception):
     """Base class of everything this package raises."""
 
 
-class ConfigurationError(AutotaskIlertError, ValueError):
-    """The configuration cannot work; raised by ``init_app``, never at request time."""
+class ConfigurationError(AutotaskIlertError, ValueError, ClickException):
+    """The configuration cannot work; raised by ``init_app``, never at request time.
+
+    Also a click exception: ``flask ...`` loads the app (and so runs
+    ``init_app``) before any command, ``--help`` included, and click prints one
+    ``Error: ...`` line for it instead of a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        ClickException.__init__(self, message)  # ValueError's __init__ would not call it
 
 
 class StoreUnavailable(AutotaskIlertError, ServiceUnavailable):

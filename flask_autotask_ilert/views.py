@@ -281,7 +281,8 @@ def healthz() -> tuple[Response, int]:
 
 def readyz() -> tuple[Response, int]:
     """Ready only when Redis answers, a worker is alive and the queue is not stuck."""
-    ready, body = readiness(get_bridge())
+    bridge = get_bridge()
+    ready, body = readiness(bridge.store, bridge.settings)
     return jsonify(body), 200 if ready else 503
 
 
