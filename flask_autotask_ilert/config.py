@@ -106,6 +106,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
     Option("AUTOTASK_ZONE_LOOKUP_URL", "https://webservices.autotask.net/atservicesrest", str,
            "Where the Autotask zone of the API user is looked up when `AUTOTASK_API_URL` is unset."),
+    Option("AUTOTASK_ALLOWED_HOSTS", "autotask.net", "list",
+           "The hosts that may receive the Autotask API user's credentials: a list (or comma-separated "
+           "text) of domain suffixes, matched on a dot boundary (`autotask.net` allows "
+           "`webservices5.autotask.net`, not `evilautotask.net`). `AUTOTASK_API_URL`, `AUTOTASK_WEB_URL` "
+           "and `AUTOTASK_ZONE_LOOKUP_URL` must be https to such a host (`init_app` refuses others), and "
+           "so must the zone lookup's answer, or no credentials are sent. Plain http is allowed for "
+           "loopback addresses only (simulators)."),
     Option("AUTOTASK_CONCURRENCY", 3, int,
            "The most Autotask requests in flight at once per integration code and endpoint, across every "
            "worker thread, process and host (shared through Redis). Autotask refuses more than 3 with "
@@ -295,6 +302,7 @@ _PARSERS: Mapping[type | str, Callable[[Any], Any]] = {
     str: str,
     "json": _parse_json,
     "tokens": _parse_tokens,
+    "list": _parse_tokens,
 }
 
 
@@ -432,6 +440,7 @@ class Settings:
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
+    autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
 
     def source_for_token(self, token: str) -> SourceConfig | None:
         """The source whose callout token this is; every token is compared, always."""
@@ -674,6 +683,8 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         _check_token(f"{PREFIX}METRICS_TOKEN", "metrics token", metrics_token)
     for name in ("READY_HEARTBEAT_SECONDS", "READY_QUEUE_AGE_SECONDS"):
         _require(get(name) > 0, f"{PREFIX}{name} must be > 0")
+    allowed_hosts = _check_autotask_urls(get("AUTOTASK_ALLOWED_HOSTS"), get("AUTOTASK_ZONE_LOOKUP_URL"),
+                                         sources.values())
     log_format = str(get("LOG_FORMAT")).strip().lower()
     _require(log_format in ("text", "json"), f"{PREFIX}LOG_FORMAT must be 'text' or 'json'")
     return Settings(
@@ -701,5 +712,29 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         enrich_attempts=get("ENRICH_ATTEMPTS"),
         http_timeout=(get("HTTP_CONNECT_TIMEOUT"), get("HTTP_READ_TIMEOUT")),
         autotask_zone_lookup_url=get("AUTOTASK_ZONE_LOOKUP_URL"),
+        autotask_allowed_hosts=allowed_hosts,
         sources=sources,
     )
+
+
+def _check_autotask_urls(
+    allowed: Iterable[str], lookup_url: str, sources: Iterable[SourceConfig]
+) -> tuple[str, ...]:
+    """The allowed host suffixes, once every configured Autotask URL is known to be under one."""
+    from .trusted_hosts import normalise_suffixes, url_problem
+
+    suffixes = normalise_suffixes(allowed)
+    urls: list[tuple[str, str, str | None]] = []
+    for source in sources:
+        if source.autotask is not None:
+            urls += [("AUTOTASK_API_URL", f"source {source.name!r}: ", source.autotask.api_url),
+                     ("AUTOTASK_WEB_URL", f"source {source.name!r}: ", source.autotask.web_url)]
+            if not source.autotask.api_url:  # this source looks its zone up
+                urls.append(("AUTOTASK_ZONE_LOOKUP_URL", "", lookup_url))
+    for name, where, url in urls:
+        problem = url and url_problem(url, suffixes)
+        _require(not problem,
+                 f"{where}{PREFIX}{name}: {problem}; the Autotask credentials go only to "
+                 f"https hosts under {PREFIX}AUTOTASK_ALLOWED_HOSTS "
+                 f"({', '.join(suffixes) or 'none'}), or to loopback addresses")
+    return suffixes

@@ -429,6 +429,7 @@ def test_401_rediscovers_the_zone_once(make_app: AppFactory, rsps: responses.Req
     app = make_app(
         **{k: v for k, v in config.items() if k != "autotask_zone_lookup_url"},
         autotask_zone_lookup_url=ZONE_LOOKUP,
+        autotask_allowed_hosts=["autotask.net", "example.test"],
     )
     rsps.get(f"{ZONE_LOOKUP}/v1.0/zoneInformation", json={"url": AT, "webUrl": "https://ww5.autotask.net"})
     callout(app, "New")
