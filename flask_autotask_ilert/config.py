@@ -213,15 +213,15 @@ OPTIONS: tuple[Option, ...] = (
            "set, webhooks must carry it with the value below; without a token it identifies the source on "
            "`{prefix}/ilert`.",
            per_source=True),
-    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`. The two are set "
-           "together or not at all.",
+    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`: at least 16 printable "
+           "characters, like a token. The two are set together or not at all.",
            per_source=True, secret=True),
     Option("WEBHOOK_USERNAME", None, str, "When set, webhooks must carry these HTTP Basic credentials (in "
            "ilert, as `https://user:password@host/...` in the URL); without a token they identify the "
            "source on `{prefix}/ilert`.",
            per_source=True),
-    Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`. The two are set together "
-           "or not at all.",
+    Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`: at least 16 printable "
+           "characters, like a token. The two are set together or not at all.",
            per_source=True, secret=True),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
@@ -589,6 +589,10 @@ def _build_sync(where: str, value: Callable[[str], Any], has_autotask: bool) -> 
              f"{where}: WEBHOOK_HEADER_NAME and WEBHOOK_HEADER_VALUE go together")
     _require(bool(username) == bool(password),
              f"{where}: WEBHOOK_USERNAME and WEBHOOK_PASSWORD go together")
+    for secret_name, secret in (("WEBHOOK_HEADER_VALUE", header_value), ("WEBHOOK_PASSWORD", password)):
+        _require(not secret or (len(str(secret)) >= MIN_TOKEN_LENGTH and str(secret).isprintable()),
+                 f"{where}: {secret_name} must be at least {MIN_TOKEN_LENGTH} printable characters, "
+                 "like a token (use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     _require(bool(tokens or header_name or username),
              f"{where}: BIDIRECTIONAL needs a way to recognise ilert's webhooks: set "
              "WEBHOOK_TOKEN, WEBHOOK_HEADER_NAME/VALUE or WEBHOOK_USERNAME/PASSWORD")
