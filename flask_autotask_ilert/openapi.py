@@ -99,7 +99,9 @@ _UNAUTHORIZED = _error(
 _TOO_LARGE = _error("The body is larger than MAX_BODY_BYTES.")
 _TOO_MANY = _error("RATE_LIMIT of this source is used up (only when RATE_LIMIT is set); "
                    "nothing was recorded.", **{"Retry-After": _RETRY_AFTER})
-_UNAVAILABLE = _error("Redis cannot be reached; nothing was recorded.", **{"Retry-After": _RETRY_AFTER})
+_UNAVAILABLE = _error("Redis cannot be reached: the request may not have been recorded (usually it was "
+                      "not; after a Redis timeout it may have been). Sending it again is safe.",
+                      **{"Retry-After": _RETRY_AFTER})
 
 
 def _callout_operation() -> dict[str, Any]:
