@@ -192,10 +192,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("REALERT_ON_REOPEN", False, bool,
            "A resolved ticket that comes back with an open status creates a new alert; see "
            "[lifecycle.md](lifecycle.md#transitions).", per_source=True),
-    Option("RATE_LIMIT", None, str,
-           "Flood guard: at most this many callouts (and, separately, webhooks) per source, "
-           "e.g. '3000/minute' (limits syntax, ';' between several); more are answered 429. "
-           "Unset: no limit.",
+    Option("RATE_LIMIT", "600/minute", str,
+           "Flood guard: at most this many callouts (and, separately, webhooks) per source; more are "
+           "answered 429 with `Retry-After`, before anything is read or recorded. Limits syntax, e.g. "
+           "`3000/minute`, `;` between several. The default, 600 a minute, is far above what one "
+           "tenant sends, and keeps a leaked token from paging for every made-up ticket; raise it "
+           "if a mass outage of yours could go over it. `off` turns the guard off.",
            per_source=True),
     # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
     # (docs: BIDIRECTIONAL and every per-source option after it go in the sync table)
@@ -515,6 +517,8 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     _require(bool(username) == bool(password),
              f"{where}: CALLOUT_USERNAME and CALLOUT_PASSWORD go together")
     rate_limit = value("RATE_LIMIT") or None
+    if rate_limit is not None and str(rate_limit).strip().lower() == "off":
+        rate_limit = None
     if rate_limit is not None:
         from .ratelimit import parse_rate_limit
 

@@ -173,7 +173,7 @@ def _decode(data: bytes) -> dict[str, Any]:
 
 
 def _check_rate(bridge: Any, source: SourceConfig, endpoint: str) -> None:
-    """The source's RATE_LIMIT (off by default): over it, 429 before anything is read."""
+    """The source's RATE_LIMIT (600 a minute by default): over it, 429 before anything is read."""
     retry_after = bridge.rate_limiter.retry_after(source, endpoint)
     if retry_after is not None:
         raise TooManyRequests(f"Too many requests for this source; retry in {retry_after} s.",
