@@ -22,8 +22,11 @@ DEFAULT_ALLOWED_HOSTS = ("autotask.net",)
 _HOSTNAME = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
 
 
-def normalise_suffixes(values: Iterable[str]) -> tuple[str, ...]:
-    """Lower case, without leading or trailing dots; empty entries dropped."""
+def normalise_suffixes(values: Iterable[str] | str) -> tuple[str, ...]:
+    """Lower case, without leading or trailing dots; empty entries dropped. One text is a list
+    of one (or comma-separated), never a list of its letters."""
+    if isinstance(values, str):
+        values = values.split(",")
     return tuple(s for s in (str(v).strip().strip(".").lower() for v in values) if s)
 
 

@@ -99,6 +99,7 @@ def test_an_allowed_suffix_of_ones_own(rsps: responses.RequestsMock) -> None:
     rsps.get(LOOKUP, json={"url": "https://at.proxy.example.org/atservicesrest"})
     rsps.get("https://at.proxy.example.org/atservicesrest/v1.0/Tickets/7", json={"item": {"id": 7}})
     assert client(allowed_hosts=["autotask.net", ".Example.org"]).get_ticket(7) == {"id": 7}
+    assert client(allowed_hosts="example.org").get_ticket(7) == {"id": 7}  # one text, not its letters
 
 
 def test_a_fixed_url_outside_the_allowed_hosts_gets_no_credentials(rsps: responses.RequestsMock) -> None:
