@@ -29,12 +29,20 @@ class ConfigurationError(AutotaskIlertError, ValueError, ClickException):
 
 
 class StoreUnavailable(AutotaskIlertError, ServiceUnavailable):
-    """Redis did not answer; nothing was recorded, so the client must try again."""
+    """Redis did not answer, so the bridge cannot say the request was recorded.
+
+    Usually nothing was (the connection was refused), but a Redis timeout after
+    the script ran also lands here, and then it was. Sending the same request
+    again is safe either way: a repeated callout or webhook changes nothing.
+    """
 
     retry_after = 5
 
     def __init__(self, reason: str = "") -> None:
-        super().__init__("The alert store is unavailable; nothing was recorded. Retry later.")
+        super().__init__(
+            "The alert store is unavailable; the request may not have been recorded. "
+            "Sending it again is safe. Retry later."
+        )
         self.reason = reason
 
 
