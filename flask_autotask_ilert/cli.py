@@ -12,7 +12,7 @@ import json
 import signal
 import threading
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -20,13 +20,10 @@ from flask.cli import with_appcontext
 
 import flask_autotask_ilert.reports as reports
 
-from .audit import REPLAYED, Entry
 from .bridge import Bridge, get_bridge
 from .config import SourceConfig
 from .errors import StoreUnavailable
-from .events import QueuedEvent, replayed
 from .http import redact
-from .lifecycle import replay_states
 
 
 class _OneLineErrors(click.Group):
@@ -355,21 +352,11 @@ def replay_command(ticket: int | None, replay_all: bool, source: str | None, for
         if ticket is not None:
             raise SystemExit(1)
         return
-    done, moved_on, gone = 0, [], 0
+    outcomes: dict[str, list[dict[str, Any]]] = {"replayed": [], "moved-on": [], "gone": []}
     with click.progressbar(chosen, label=f"Replaying {len(chosen)} dead letter(s)") as bar:
         for raw, event in bar:
-            states = () if force else replay_states(str(event.get("target")),
-                                                    str(event.get("action")))
-            outcome = store.replay_dead(
-                raw, replayed(cast(QueuedEvent, event), store.now_ms()), states,
-                audit_entry=Entry.delivery(REPLAYED, event),
-            )
-            if outcome == 1:
-                done += 1
-            elif outcome == -1:
-                moved_on.append(event)
-            else:
-                gone += 1
+            outcomes[reports.replay_dead(store, raw, event, force)].append(event)
+    done, moved_on, gone = len(outcomes["replayed"]), outcomes["moved-on"], len(outcomes["gone"])
     click.echo(f"replayed {done} event(s): the worker sends them in order")
     for event in moved_on:
         click.echo(f"kept dead: ticket {event.get('ticket')} {event.get('target')} "

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import SplitResult, urlunsplit
 
 import requests
 
+from .audit import REPLAYED, Entry
 from .config import Settings, SourceConfig
-from .events import DeadLetter
+from .events import DeadLetter, QueuedEvent, replayed
 from .health import SAMPLE, read_queue_health
-from .lifecycle import State
+from .lifecycle import State, replay_states
 from .store import Store
 
 # -- queue ----------------------------------------------------------------------------------
@@ -121,6 +122,21 @@ def dead_to_replay(store: Store, sources: Iterable[str],
         if event.get("source") in names and (ticket is None or event.get("ticket") == ticket):
             chosen.append((raw, event))
     return chosen
+
+
+def replay_dead(store: Store, raw: str, event: dict[str, Any], force: bool) -> str:
+    """Put one dead record's event back in its ticket's queue, as if just queued.
+
+    "replayed"; "moved-on" when the ticket has moved past the event (an alert
+    create for a ticket resolved since) and ``force`` is off; "gone" when the
+    record had already left the dead list.
+    """
+    states = () if force else replay_states(str(event.get("target")), str(event.get("action")))
+    outcome = store.replay_dead(
+        raw, replayed(cast(QueuedEvent, event), store.now_ms()), states,
+        audit_entry=Entry.delivery(REPLAYED, event),
+    )
+    return {1: "replayed", -1: "moved-on"}.get(outcome, "gone")
 
 
 # -- simulate -------------------------------------------------------------------------------
