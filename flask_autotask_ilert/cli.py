@@ -169,7 +169,7 @@ def check_command(source: str | None) -> None:
     picklists, plus the note picklists for a bidirectional source. Exits 1 if
     any check fails.
     """
-    from .checks import FAIL, Result, check_app, check_autotask, check_ilert
+    from .checks import FAIL, Result, check_app, check_autotask, check_ilert, summary
 
     bridge = get_bridge()
     results: list[Result] = []
@@ -187,16 +187,10 @@ def check_command(source: str | None) -> None:
         show(check_ilert(bridge, config), "  ")
         for result in check_autotask(bridge, config):
             show(result, "  ")
-    counts = {status: sum(1 for r in results if r.status == status)
-              for status in ("PASS", "WARN", "SKIP", FAIL)}
-    notes = ", ".join(f"{n} {word}" for n, word in ((counts["WARN"], "warning(s)"),
-                                                     (counts["SKIP"], "skipped")) if n)
-    if counts[FAIL]:
-        click.echo(click.style(f"FAIL: {counts[FAIL]} of {len(results)} checks failed"
-                               + (f"; {notes}" if notes else ""), fg="red", bold=True))
+    failed, line = summary(results)
+    click.echo(click.style(line, fg="red" if failed else "green", bold=True))
+    if failed:
         raise SystemExit(1)
-    click.echo(click.style(f"PASS: {counts['PASS']} of {len(results)} checks passed"
-                           + (f"; {notes}" if notes else ""), fg="green", bold=True))
 
 
 # -- one ticket ------------------------------------------------------------------------------
