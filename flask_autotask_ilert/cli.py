@@ -18,11 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from flask.cli import with_appcontext
 
-from .audit import REPLAYED, Entry
 from .config import SourceConfig
 from .extension import Bridge, get_bridge
 from .http import redact
 from .lifecycle import State
+from .replay import replay_record
 
 
 @click.group("autotask-ilert")
@@ -372,24 +372,6 @@ def dead_letters_command(limit: int, ticket: int | None, source: str | None, as_
         )))
 
 
-#: The ticket states in which a dead event still makes sense: an alert create or accept for
-#: a ticket resolved since, or a ticket write the ticket has moved past, stays dead.
-_REPLAY_STATES: dict[tuple[str, str], tuple[State, ...]] = {
-    ("ilert", "create"): (State.PENDING, State.ACCEPTED),
-    ("ilert", "accept"): (State.ACCEPTED,),
-    ("ticket", "accept-ticket"): (State.ACCEPTED,),
-    ("ticket", "resolve-ticket"): (State.RESOLVED,),
-}
-
-
-def _fresh(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    """The event as if just queued: no attempts, no pacing slot, the alert body built anew."""
-    fresh = {k: v for k, v in event.items() if k not in ("slot", "body", "enrich_attempts")}
-    fresh.update(attempts=0, queued_at=now_ms, replays=int(event.get("replays", 0)) + 1,
-                 first_queued_at=event.get("first_queued_at", event.get("queued_at")))
-    return fresh
-
-
 @cli_group.command("replay")
 @click.argument("ticket", type=click.IntRange(min=1), required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
@@ -425,12 +407,7 @@ def replay_command(ticket: int | None, replay_all: bool, source: str | None, for
     done, moved_on, gone = 0, [], 0
     with click.progressbar(chosen, label=f"Replaying {len(chosen)} dead letter(s)") as bar:
         for raw, event in bar:
-            states = () if force else _REPLAY_STATES.get(
-                (str(event.get("target")), str(event.get("action"))), ())
-            outcome = store.replay_dead(
-                raw, _fresh(event, store.now_ms()), states,
-                audit_entry=Entry.delivery(REPLAYED, event),
-            )
+            outcome = replay_record(store, raw, force=force)
             if outcome == 1:
                 done += 1
             elif outcome == -1:
