@@ -170,3 +170,22 @@ def test_ticket_lookup_shows_state_and_the_audit_trail_in_words(tmp_path: Path) 
     assert any("dead" in what for what in trail)
     assert all(str(escape(what)) in page for what in trail)
     assert "no record, queued event or audit trail" in client.get("/on-call?ticket=43").get_data(as_text=True)
+
+
+def test_the_demo_says_how_to_log_in_and_that_works(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from examples import demo
+
+    monkeypatch.setattr(demo.demo, "main", lambda *args, **kwargs: 0)
+    assert demo.main([]) == 0
+    out = capsys.readouterr().out
+    settings = dict(re.findall(r"\b([A-Z_]+)=(\S+)", out))
+    assert settings["PORTAL_USER"] == "oncall" and "/on-call" in out
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AUTOTASK_ILERT_REDIS_URL", raising=False)
+    client = create_app({"TESTING": True}).test_client()
+    token = csrf(client, "/login")
+    answer = client.post("/login?next=/on-call", data={
+        "username": settings["PORTAL_USER"], "password": settings["PORTAL_PASSWORD"], "csrf_token": token})
+    assert answer.status_code == 302 and answer.location == "/on-call"
+    assert client.get("/on-call").status_code == 200
