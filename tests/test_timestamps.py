@@ -153,3 +153,12 @@ def test_an_earlier_callout_with_the_summer_offset_is_stale(app_on: Any) -> None
     assert answer.status_code == 200
     assert answer.json == {"ticket": 7865, "action": "stale", "state": "PENDING"}
     assert [e["action"] for e in get_bridge(app_on).store.queued("default", 7865)] == ["create"]
+
+
+def test_a_callout_without_a_time_keeps_the_last_known_one_for_later_comparisons(app_on: Any) -> None:
+    assert callout(app_on, "New", EST_0110).json["action"] == "create"
+    untimed = app_on.test_client().post(CALLOUT, data="id=7865&status=In+Progress", content_type=FORM)
+    assert untimed.json == {"ticket": 7865, "action": "accept", "state": "ACCEPTED"}
+    # Still older than the first callout's 06:10Z, although a callout without a time came between.
+    older = callout(app_on, "Complete", EDT_0130)
+    assert older.json == {"ticket": 7865, "action": "stale", "state": "ACCEPTED"}
