@@ -732,6 +732,11 @@ def test_unknown_keys_are_bounded_in_number_and_size() -> None:
     [event] = app.extensions["autotask_ilert"].store.queued("default", 5)
     extra = event["callout"]["extra"]
     assert len(extra) == 16 and all(len(k) <= 64 and len(v) <= 256 for k, v in extra.items())
+    # Cut, not dropped: the first 16 keys as sent (the test client sends JSON keys sorted: k0, k1,
+    # k10, ...), each cut to 64 characters, each value to 256.
+    first = sorted(f"k{n}" + "K" * 100 for n in range(40))[:16]
+    assert extra == {key[:64]: "V" * 256 for key in first}
+    assert {len(k) for k in extra} == {64} and {len(v) for v in extra.values()} == {256}
 
 
 @pytest.mark.parametrize("url", [f"{PREFIX}/callout/{TOKEN}", f"{PREFIX}/ilert/{WEBHOOK_TOKEN}"])
@@ -795,13 +800,49 @@ def test_no_module_of_the_package_imports_an_xml_parser() -> None:
 
 
 def test_limits_figure() -> None:
+    """The report row's claims, each sent once more and checked, so the row cannot outlive them."""
+    small, app = build_app(max_body_bytes=200), build_app()
+    callout_url, webhook_url = f"{PREFIX}/callout/{TOKEN}", f"{PREFIX}/ilert/{WEBHOOK_TOKEN}"
+    codes: list[int] = []
+
+    def send(target: Flask, url: str, **kwargs: Any) -> int:
+        codes.append(target.test_client().post(url, **kwargs).status_code)
+        return codes[-1]
+
+    big = "id=1&status=New&pad=" + "x" * 200
+    assert send(small, callout_url, data=big, content_type=FORM) == 413
+    assert send(small, callout_url, input_stream=io.BytesIO(big.encode()), content_type=FORM,
+                environ_overrides={"wsgi.input_terminated": True}) == 413
+    assert send(small, callout_url, data="id=1&status=New", content_type=FORM,
+                environ_overrides={"CONTENT_LENGTH": "10000000"}) == 413
+    assert store_size(small) == 0
+    for field, longest in (("status", 128), ("number", 64), ("domain", 255)):
+        assert send(app, callout_url, json={"id": 2, "status": "New", field: "N" * (longest + 1)}) == 400
+    unknown = {f"k{n:02}" + "K" * 100: "V" * 1000 for n in range(40)}
+    assert send(app, callout_url, json={"id": 3, "status": "New", **unknown}) == 202
+    [event] = app.extensions["autotask_ilert"].store.queued("default", 3)
+    assert event["callout"]["extra"] == {f"k{n:02}" + "K" * 61: "V" * 256 for n in range(16)}
+    for depth in (17, 30_000):
+        for url in (callout_url, webhook_url):
+            assert send(app, url, data="[" * depth + "]" * depth, content_type=JSON) == 400
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"id": 4, "status": "New", "x": {constant}}}'
+        assert send(app, callout_url, data=body, content_type=JSON) == 400
+    many = "id=5&status=New&" + "&".join(f"f{n}=1" for n in range(80))
+    assert send(app, callout_url, data=many, content_type=FORM) == 400
+    bomb = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">]><callout><id>5</id></callout>'
+    for url in (callout_url, webhook_url):
+        assert send(app, url, data=bomb, content_type="application/xml") == 415
+    # Nothing refused left a trace: ticket 3, the one accepted, is the only one stored.
+    assert [t for t in (2, 3, 4, 5) if app.extensions["autotask_ilert"].store.mapping("default", t)] == [3]
+    assert Counter(codes) == {413: 3, 400: 3 + 4 + 3 + 1, 202: 1, 415: 2}
     record(
         Figure(
             "attack-7",
             "limits: body over MAX_BODY_BYTES (with, without and with a false Content-Length), "
             "overlong fields, 40 unknown keys, JSON nested 17 to 30,000 deep, NaN, 80 form fields, "
             "XML with an entity",
-            30,
+            len(codes),
             0,
             outcome="413 / 400 / 415 as documented; unknown keys cut to 16 of 256 characters; nesting "
             "refused before parsing; no XML parser in the package",
