@@ -3,15 +3,17 @@
 ``load_callout`` checks a plainly valid body (what Autotask sends) without
 marshmallow, for speed (docs/performance.md); everything else goes through
 ``CalloutSchema``. Whenever the fast path accepts a body, the schema must accept
-it too and build the same callout.
+it too and build the same callout; whenever it declines one, the schema must refuse it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from flask_autotask_ilert.schemas import MAX_TICKET_ID, CalloutSchema, _load_plain, load_callout
 
@@ -38,6 +40,9 @@ BODIES = st.fixed_dictionaries({}, optional={
 def test_the_fast_path_agrees_with_the_schema(body: dict[str, Any]) -> None:
     fast = _load_plain(dict(body))
     if fast is None:
+        # Declined: only a body the schema refuses too (what Autotask sends is never declined).
+        with pytest.raises(ValidationError):
+            CalloutSchema().load(dict(body))
         return
     assert CalloutSchema().load(dict(body)) == fast
 
