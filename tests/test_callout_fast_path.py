@@ -15,12 +15,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from flask_autotask_ilert.schemas import MAX_TICKET_ID, CalloutSchema, _load_plain, load_callout
+from flask_autotask_ilert.schemas import CalloutSchema, _load_plain, load_callout
+
+#: The largest ticket id, 2**53 - 1, written out (tests/test_limits.py).
+LARGEST_ID = 9_007_199_254_740_991
 
 TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=140)
 IDS = (
-    st.integers(min_value=-5, max_value=MAX_TICKET_ID + 5)
-    | st.sampled_from([True, False, 1.0, None, [], 0, MAX_TICKET_ID, MAX_TICKET_ID + 1])
+    st.integers(min_value=-5, max_value=LARGEST_ID + 5)
+    | st.sampled_from([True, False, 1.0, None, [], 0, LARGEST_ID, LARGEST_ID + 1])
     | st.from_regex(r"\A\s*[-+]?[0-9\u0660-\u0669]{0,18}\s*\Z")  # Arabic-Indic digits too
     | TEXT
 )
