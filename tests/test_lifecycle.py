@@ -144,9 +144,9 @@ def test_a_label_in_two_classes_is_refused() -> None:
 @pytest.mark.parametrize("labels", [["Customer Note Added"], []])
 def test_other_takes_no_labels_and_the_app_says_so_at_start(make_app: AppFactory, labels: list[str]) -> None:
     # OTHER is whatever no class lists; labels listed for it would suggest a choice that does not exist.
-    with pytest.raises(ConfigurationError, match="OTHER is every label not listed; it takes no labels"):
+    with pytest.raises(ConfigurationError, match=r": OTHER is every label not listed; it takes no labels$"):
         make_app(status_labels={"OTHER": labels})
-    with pytest.raises(ValueError, match="OTHER is every label not listed"):
+    with pytest.raises(ValueError, match=r"^OTHER is every label not listed; it takes no labels$"):
         StatusClassifier({OT: labels})
 
 

@@ -112,3 +112,16 @@ def test_fields_given_twice_with_different_values_are_refused(make_app: Any) -> 
                                              content_type=FORM)
     assert response.status_code == 400
     assert response.json["errors"] == {"status": ["Given more than once."]}
+
+
+@pytest.mark.parametrize(("realert", "answer"), [
+    (False, {"ticket": 5, "action": "nothing", "state": "RESOLVED"}),
+    (True, {"ticket": 5, "action": "create", "state": "PENDING"}),
+])
+def test_a_reopened_ticket_pages_again_only_with_realert_on_reopen(
+    make_app: Any, realert: bool, answer: dict[str, Any]
+) -> None:
+    client = make_app(realert_on_reopen=realert).test_client()
+    for status in ("New", "Complete"):
+        client.post(CALLOUT, data=f"id=5&status={status}", content_type=FORM)
+    assert client.post(CALLOUT, data="id=5&status=New", content_type=FORM).json == answer

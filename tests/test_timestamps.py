@@ -9,6 +9,7 @@ the code under test.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -69,10 +70,26 @@ def micros(text: object) -> int | None:
         ("1970-01-01T00:00:00.000001Z", 1),
         ("1969-12-31T23:59:59.999999Z", -1),
         ("1970-01-01T01:00:00.000001+01:00", 1),
+        # Past 2**53 microseconds: a float would round these; the instant is an exact integer.
+        ("9999-12-31T23:59:59.999999Z", 253_402_300_799_999_999),
+        ("9999-12-31T23:59:59.999997Z", 253_402_300_799_999_997),
     ],
 )
 def test_each_form_is_read_as_the_instant_it_names(text: str, instant: int) -> None:
-    assert micros(text) == instant
+    value = micros(text)
+    assert value == instant and type(value) is int
+
+
+def test_the_queued_time_is_utc_whatever_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        callout = load_callout({"id": "7865", "status": "New",
+                                "last_activity_datetime": "2019-10-30T15:06:38.58300000-04:00:00"})
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert callout.record()["last_activity"] == "2019-10-30T19:06:38.583000+00:00"
 
 
 @pytest.mark.parametrize(
