@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flask_autotask_ilert import ConfigurationError
 from flask_autotask_ilert.lifecycle import (
     Action,
     Priority,
@@ -14,6 +15,8 @@ from flask_autotask_ilert.lifecycle import (
     column,
     transition,
 )
+
+from .conftest import AppFactory
 
 N, IP, C, W, OT = (
     StatusClass.NEW,
@@ -136,6 +139,15 @@ def test_status_classes_are_configurable() -> None:
 def test_a_label_in_two_classes_is_refused() -> None:
     with pytest.raises(ValueError, match="both"):
         StatusClassifier({N: ["New"], C: ["new"]})
+
+
+@pytest.mark.parametrize("labels", [["Customer Note Added"], []])
+def test_other_takes_no_labels_and_the_app_says_so_at_start(make_app: AppFactory, labels: list[str]) -> None:
+    # OTHER is whatever no class lists; labels listed for it would suggest a choice that does not exist.
+    with pytest.raises(ConfigurationError, match=r": OTHER is every label not listed; it takes no labels$"):
+        make_app(status_labels={"OTHER": labels})
+    with pytest.raises(ValueError, match=r"^OTHER is every label not listed; it takes no labels$"):
+        StatusClassifier({OT: labels})
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,9 @@ if incoming ~= '' and last ~= '' and tonumber(incoming) < tonumber(last) then
   audit('stale', state, state)
   return {'stale', state, state}
 end
-if incoming == '' or (last ~= '' and tonumber(last) > tonumber(incoming)) then
+-- Past the stale check, a callout with a time is never older than the stored one:
+-- only a callout without one keeps the stored time.
+if incoming == '' then
   incoming = last
 end
 
