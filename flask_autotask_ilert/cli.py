@@ -549,7 +549,7 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
 @with_appcontext
 def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, source: str | None) -> None:
     """One reconciliation sweep now: tickets changed in Autotask go through the lifecycle."""
-    from . import reconcile
+    import flask_autotask_ilert.reconcile as reconcile
     from .errors import AutotaskIlertError, StoreUnavailable
 
     bridge = get_bridge()

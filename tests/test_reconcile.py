@@ -362,3 +362,11 @@ def test_the_simulator_query_filters(autotask: tuple[AutotaskState, str]) -> Non
     future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
     assert ask({"op": "lte", "field": "lastActivityDate", "value": future}) == [a, b, c]
     assert ask({"op": "gt", "field": "lastActivityDate", "value": future}) == []
+
+
+def test_the_benchmark_counts_a_page_per_500_tickets_and_the_picklist_once() -> None:
+    from bench.reconcile import measure
+
+    assert measure(0) == {"changed": 0, "read": 0, "calls_first": 2, "calls_warm": 1, "changes": 0}
+    assert measure(501) == {"changed": 501, "read": 501, "calls_first": 3, "calls_warm": 2,
+                            "changes": 501}
