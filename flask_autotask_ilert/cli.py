@@ -550,12 +550,13 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
 def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, source: str | None) -> None:
     """One reconciliation sweep now: tickets changed in Autotask go through the lifecycle."""
     import flask_autotask_ilert.reconcile as reconcile
+
     from .errors import AutotaskIlertError, StoreUnavailable
 
     bridge = get_bridge()
     try:
         start = reconcile.parse_since(since) if since else None
-        for config in reconcile.sources(bridge, source):
+        for config in reconcile.sources(bridge, source, required=True):
             report = reconcile.run(bridge, config, since=start, dry_run=dry_run,
                                    resolve_unknown=resolve_unknown, progress=reconcile.progress_bar)
             for line in reconcile.describe(report, config.name):

@@ -110,7 +110,8 @@ ILERT_RATE_LIMITED = Counter(
 
 RECONCILE_SWEEPS = Counter(
     "autotask_ilert_reconcile_sweeps",
-    "Reconciliation sweeps against Autotask, by alert source and outcome (done, failed).",
+    "Reconciliation sweeps against Autotask, by alert source and outcome (done, failed, deferred: "
+    "the tenant's API budget was spent).",
     ["source", "outcome"],
 )
 RECONCILE_TICKETS = Counter(

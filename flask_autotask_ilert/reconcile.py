@@ -338,14 +338,33 @@ class Sweep:
 # -- what the worker and the CLI call -----------------------------------------------------------
 
 
-def sources(bridge: Bridge, name: str | None = None) -> list[SourceConfig]:
-    """The sources a sweep covers: those with Autotask credentials (or the one named)."""
+def sources(bridge: Bridge, name: str | None = None, *, required: bool = False) -> list[SourceConfig]:
+    """The sources a sweep covers: those with Autotask credentials (or the one named).
+
+    ``required``: none is an error (the CLI asked for a sweep), not a quiet no-op.
+    """
     found = [s for s in bridge.settings.sources.values() if s.autotask is not None]
     if name is not None:
         found = [s for s in found if s.name == name]
-        if not found:
-            raise ReconcileError(f"no alert source {name!r} with Autotask credentials")
+    if (name is not None or required) and not found:
+        which = f"alert source {name!r}" if name is not None else "alert source"
+        raise ReconcileError(f"no {which} with Autotask credentials: nothing to reconcile")
     return found
+
+
+def _budget_spent(bridge: Bridge, source: SourceConfig) -> float | None:
+    """The tenant's usage when it is at or above AUTOTASK_THRESHOLD_SHARE, from the shared reading.
+
+    Only the reading the ticket writes already keep is used: asking Autotask
+    would itself cost a call. A sweep put off is only late: the mark stays.
+    """
+    client = bridge.autotask(source)
+    settings = bridge.settings
+    if client is None:
+        return None
+    usage = bridge.store.cached_usage(client.integration_code_digest,
+                                      settings.autotask_threshold_check_ms)
+    return usage if usage is not None and usage >= settings.autotask_threshold_share else None
 
 
 def run(
@@ -403,6 +422,14 @@ def run_due(bridge: Bridge) -> list[Report]:
     reports = []
     for source in covered:
         try:
+            spent = _budget_spent(bridge, source)
+            if spent is not None:
+                metrics.count_reconcile(source.name, "deferred")
+                logs.emit(logging.WARNING, "reconcile", {
+                    "source": source.name, "outcome": "deferred",
+                    "reason": f"Autotask tenant at {spent:.0%} of its hourly API budget",
+                }, bridge.settings.log_format)
+                continue
             report = run(bridge, source)
         except (AutotaskIlertError, StoreUnavailable) as exc:
             metrics.count_reconcile(source.name, "failed")

@@ -370,3 +370,26 @@ def test_the_benchmark_counts_a_page_per_500_tickets_and_the_picklist_once() -> 
     assert measure(0) == {"changed": 0, "read": 0, "calls_first": 2, "calls_warm": 1, "changes": 0}
     assert measure(501) == {"changed": 501, "read": 501, "calls_first": 3, "calls_warm": 2,
                             "changes": 501}
+
+
+def test_a_spent_budget_puts_the_sweep_off_and_keeps_the_mark(
+    app: Flask, autotask: tuple[AutotaskState, str]
+) -> None:
+    state, _ = autotask
+    bridge = get_bridge(app)
+    assert reconcile.run_due(bridge) == []  # the first: the mark
+    mark = reconcile.Schedule(bridge.store).mark("default")
+    state.add_ticket("Missed while the budget was spent")
+    client = bridge.autotask(bridge.settings.sources["default"])
+    assert client is not None
+    bridge.store.cache_usage(client.integration_code_digest, 0.95, 300_000)
+    bridge.store.client.delete(reconcile.Schedule(bridge.store).turn_key)  # the next interval
+    assert reconcile.run_due(bridge) == []
+    assert queries(state) == []
+    assert reconcile.Schedule(bridge.store).mark("default") == mark
+
+
+def test_the_command_needs_a_source_with_autotask_credentials(make_app: AppFactory) -> None:
+    result = make_app().test_cli_runner().invoke(args=["autotask-ilert", "reconcile"])
+    assert result.exit_code == 1
+    assert "no alert source with Autotask credentials" in result.output
