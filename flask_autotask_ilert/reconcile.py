@@ -294,6 +294,13 @@ class Sweep:
             if self.resolve_unknown and self.source.classify(label) is StatusClass.CLOSED:
                 return self._resolve_unknown(callout)
             return Outcome(ticket, label, "unknown", None)
+        if (mapping is not None and mapping.last_activity_us is not None
+                and mapping.last_activity_us == callout.last_activity_us
+                and mapping.status_class is self.source.classify(label)):
+            # Exactly the change already applied (read again in the overlap, or reported by
+            # its callout): nothing new, so not even an audit record. Through the table it
+            # could look like a repeated callout (a PENDING ticket In Progress would accept).
+            return Outcome(ticket, label, Action.NOTHING.value, mapping.state)
         if self.dry_run:
             return self._predict(callout, mapping.state if mapping else State.NONE,
                                  mapping.last_activity_us if mapping else None)

@@ -98,6 +98,21 @@ def test_lost_callouts_still_page_accept_and_resolve_each_once(
     assert mapping is not None and mapping.state is State.RESOLVED
 
 
+def test_reading_a_ticket_again_in_the_overlap_changes_nothing(
+    app: Flask, autotask: tuple[AutotaskState, str]
+) -> None:
+    state, _ = autotask
+    assert sweep(app) is None
+    ticket = state.add_ticket("Opened straight into In Progress", status_label="In Progress")["id"]
+    report = sweep(app)
+    assert report is not None and [o.action for o in report.changes] == ["create"]
+    for _ in range(2):  # read again: it is the change already applied, not a repeated callout
+        again = sweep(app)
+        assert again is not None and [o.action for o in again.outcomes] == ["nothing"]
+    assert queued_actions(app, ticket) == ["create"]
+    assert len(get_bridge(app).store.audit("default", ticket)) == 1  # no record per sweep
+
+
 def test_a_callout_before_or_after_the_sweep_is_never_acted_on_twice(
     app: Flask, autotask: tuple[AutotaskState, str]
 ) -> None:
