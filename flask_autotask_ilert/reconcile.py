@@ -290,10 +290,11 @@ class Sweep:
         )
         store = self.bridge.store
         mapping = store.mapping(self.source.name, ticket)
-        if mapping is None and not self._created_in_window(callout):
+        if mapping is None:
             if self.resolve_unknown and self.source.classify(label) is StatusClass.CLOSED:
-                return self._resolve_unknown(callout)
-            return Outcome(ticket, label, "unknown", None)
+                return self._resolve_unknown(callout)  # created in the window or not
+            if not self._created_in_window(callout):
+                return Outcome(ticket, label, "unknown", None)
         if (mapping is not None and mapping.last_activity_us is not None
                 and mapping.last_activity_us == callout.last_activity_us
                 and mapping.status_class is self.source.classify(label)):

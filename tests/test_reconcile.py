@@ -225,6 +225,12 @@ def test_an_old_ticket_without_a_record_is_left_alone_unless_closed_and_asked(
     assert mapping is not None and mapping.state is State.RESOLVED
     again = sweep(app, since=since, resolve_unknown=True)  # now it has a record: nothing
     assert again is not None and again.changes == []
+    # Paged, then Redis lost its data, then closed: created in the window, resolved all the same.
+    recent = state.add_ticket("Paged before the data was lost", status_label="Complete")["id"]
+    report = sweep(app, since=since, resolve_unknown=True)
+    assert report is not None and [(o.ticket, o.action) for o in report.changes] == [
+        (recent, "resolve-unknown")
+    ]
 
 
 def test_a_dry_run_changes_nothing(app: Flask, autotask: tuple[AutotaskState, str]) -> None:
