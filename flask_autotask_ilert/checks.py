@@ -145,7 +145,7 @@ def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
     if sync.ticket_updater is not None:
         yield Result(SKIP, "autotask sync", "ticket writes go to the configured TICKET_UPDATER")
         return
-    problems = []
+    problems, warnings = [], []
     try:
         for option, status in (("ACCEPT_STATUS", sync.accept_status),
                                ("RESOLVE_STATUS", sync.resolve_status)):
@@ -156,13 +156,22 @@ def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
             found = (client.label_to_value("TicketNotes", field, label) if label
                      else client.default_value("TicketNotes", field))
             if found is None:
-                problems.append(f"{option}: no note {field} labelled {label!r}" if label
-                                else f"{option}: the tenant has no default note {field}; set one")
+                # Notes still go out (tickets.note_value falls back); someone should choose.
+                choices = client.active_values("TicketNotes", field)
+                used = next((name for value, name in choices
+                             if value == client.default_value("TicketNotes", field)),
+                            choices[0][1] if choices else None)
+                what = (f"no note {field} labelled {label!r}" if label
+                        else f"the tenant has no default note {field}")
+                warnings.append(f"{option}: {what}; notes use {used!r}; choose one of: "
+                                + ", ".join(repr(name) for _, name in choices))
     except AutotaskError as exc:
         yield Result(FAIL, "autotask sync", str(exc))
         return
     if problems:
-        yield Result(FAIL, "autotask sync", "; ".join(problems))
+        yield Result(FAIL, "autotask sync", "; ".join(problems + warnings))
+    elif warnings:
+        yield Result(WARN, "autotask sync", "; ".join(warnings))
     else:
         yield Result(PASS, "autotask sync",
                      f"statuses {sync.accept_status!r} and {sync.resolve_status!r} and the note "

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import with_appcontext
 
+import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.reports as reports
 
 from .bridge import Bridge, get_bridge
 from .config import SourceConfig
-from .errors import StoreUnavailable
+from .errors import AutotaskIlertError, StoreUnavailable
 from .http import redact
 
 
@@ -426,3 +427,25 @@ def _show_answer(bridge: Bridge, answer: reports.SampleAnswer) -> None:
                    "the credentials (see the answer above)", err=True)
         raise SystemExit(1)
     click.echo(f"the bridge decided: {answer.action}")
+
+
+@cli_group.command("reconcile")
+@click.option("--since", help="Start of the window (ISO 8601, UTC without an offset). "
+                              "Default: the last sweep's mark.")
+@click.option("--dry-run", is_flag=True, help="Say what the sweep would do; change nothing.")
+@click.option("--resolve-unknown", is_flag=True,
+              help="Also RESOLVE closed tickets the store has no record of.")
+@click.option("--source", default=None, help="Only this alert source.")
+@with_appcontext
+def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, source: str | None) -> None:
+    """One reconciliation sweep now: tickets changed in Autotask go through the lifecycle."""
+    bridge = get_bridge()
+    try:
+        start = reconcile.parse_since(since) if since else None
+        for config in reconcile.sources(bridge, source, required=True):
+            report = reconcile.run(bridge, config, since=start, dry_run=dry_run,
+                                   resolve_unknown=resolve_unknown, progress=reconcile.progress_bar)
+            for line in reconcile.describe(report, config.name):
+                click.echo(_safe(bridge, line))
+    except (AutotaskIlertError, StoreUnavailable) as exc:
+        raise click.ClickException(_safe(bridge, str(exc))) from None

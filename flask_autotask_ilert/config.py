@@ -207,6 +207,12 @@ OPTIONS: tuple[Option, ...] = (
            "How long one reading of the tenant's API usage is trusted; it is shared by all workers, so the "
            "check costs at most one request per this many seconds.",
            field="autotask_threshold_check_ms", convert=_ms(1000)),
+    Option("RECONCILE_INTERVAL_SECONDS", 300.0, float,
+           "How often the worker compares the tickets changed in Autotask with what the bridge "
+           "knows, so a lost callout still pages, accepts or resolves ([reliability.md]"
+           "(reliability.md#reconciliation-with-autotask)). One sweep at a time across every "
+           "process and host; it runs for sources with Autotask credentials. `0` turns it off.",
+           check=AtLeast(0)),
     # -- watching it: metrics, readiness, logs ------------------------------------------
     Option("METRICS_TOKEN", None, str,
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
@@ -276,6 +282,11 @@ OPTIONS: tuple[Option, ...] = (
            "Autotask priority label -> `\"HIGH\"` or `\"LOW\"`. Labels not listed page `HIGH`. The mapping "
            "replaces the default, so include `\"Low\": \"LOW\"` if you still want it. Unset: `{\"Low\": "
            "\"LOW\"}`.", per_source=True),
+    Option("RECONCILE_FILTER", None, "json",
+           "Extra conditions of the reconciliation query, in Autotask's query syntax, e.g. "
+           "`[{\"op\": \"eq\", \"field\": \"queueID\", \"value\": 29683354}]`: give it the "
+           "conditions of the workflow rule that sends the callout, so the sweep looks only at the "
+           "tickets the callout is about. Unset: every ticket of the tenant.", per_source=True),
     Option("REALERT_ON_REOPEN", False, bool,
            "A resolved ticket that comes back with an open status creates a new alert; see "
            "[lifecycle.md](lifecycle.md#transitions).", per_source=True),
@@ -491,6 +502,8 @@ class SourceConfig:
     realert_on_reopen: bool
     sync: SyncSettings | None = None
     rate_limit: str | None = None
+    #: Extra Autotask query conditions of the reconciliation sweep (RECONCILE_FILTER).
+    reconcile_filter: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -535,6 +548,7 @@ class Settings:
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
     autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
+    reconcile_interval_seconds: float = 300.0
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -651,8 +665,14 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         )
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
+    reconcile_filter = value("RECONCILE_FILTER") or []
+    _require(isinstance(reconcile_filter, list)
+             and all(isinstance(c, Mapping) and "op" in c for c in reconcile_filter),
+             f"{where}: RECONCILE_FILTER must be a list of Autotask query conditions "
+             "(objects with an \"op\")")
 
     return SourceConfig(
+        reconcile_filter=tuple(reconcile_filter),
         sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
         name=name,
         callout_tokens=tuple(tokens),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import flask_autotask_ilert.audit as audit
 import flask_autotask_ilert.logs as logs
 import flask_autotask_ilert.metrics as metrics
+import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.signals as signals
 
 from .alerts import TicketFacts, build_event
@@ -35,7 +36,7 @@ from .http import backoff, secret_digest
 from .ilert import Verdict
 from .lifecycle import Action, SyncAction, status_change_still_wanted
 from .store import Claim
-from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError
+from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError, current_status
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -103,6 +104,10 @@ class Worker:
         threads.append(threading.Thread(
             target=self._heartbeat, args=(stop,), name="autotask-ilert-heartbeat", daemon=True
         ))
+        if self.settings.reconcile_interval_seconds > 0 and reconcile.sources(self.bridge):
+            threads.append(threading.Thread(
+                target=self._reconcile, args=(stop,), name="autotask-ilert-reconcile", daemon=True
+            ))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -123,6 +128,23 @@ class Worker:
                 break
         with suppress(StoreUnavailable):  # if it fails, the heartbeat ages out of readyz instead
             self.store.drop_heartbeat(self.name)
+
+    def _reconcile(self, stop: threading.Event) -> None:
+        """Offer to sweep now and then; the turn in Redis makes it one sweep per interval overall.
+
+        Asking often (a fifth of the interval, at most every 30 s) keeps the
+        sweeps close to the interval when the worker that swept last stops.
+        """
+        interval = self.settings.reconcile_interval_seconds
+        pause = min(30.0, interval / 5)
+        while not stop.is_set():
+            try:
+                reconcile.run_due(self.bridge)
+            except StoreUnavailable:
+                pass  # the delivery threads say so in the log; try again later
+            except Exception:  # a bug must not end reconciliation for good
+                logger.exception("reconcile: unexpected error; continuing")
+            stop.wait(random.uniform(0.5, 1.0) * pause)
 
     def _loop(self, stop: threading.Event) -> None:
         token = uuid.uuid4().hex
@@ -241,7 +263,9 @@ class Worker:
         updater, client = self.bridge.ticket_updater(source)
         if client is not None:
             self._wait_for_budget(client)
-        if event.get("status_label") and STATUS_STEP not in event.get("done", []):
+        status_pending = bool(event.get("status_label")) and STATUS_STEP not in event.get("done", [])
+        if status_pending and client is None:
+            # A host app's TICKET_UPDATER: the last class a callout reported decides.
             mapping = self.store.mapping(source.name, int(event["ticket"]))
             if mapping is None or not status_change_still_wanted(
                 SyncAction(event["action"]), mapping.status_class
@@ -252,20 +276,22 @@ class Worker:
             event["done"] = [*event.get("done", []), step]
             self.store.checkpoint(claim, event)
 
-        update = TicketUpdate(
-            source=source.name,
-            ticket_id=int(event["ticket"]),
-            action=str(event["action"]),
-            status_label=event.get("status_label"),
-            note_title=str(event.get("note_title", "")),
-            note_text=str(event.get("note_text", "")),
-            by=str(event.get("by", "")),
-            alert_id=event.get("alert_id"),
-            completed=frozenset(event.get("done", [])),
-            checkpoint=checkpoint,
-        )
         try:
             with self._autotask_place(client, "Tickets"):
+                if status_pending and client is not None:
+                    self._status_still_wanted(client, source, event)
+                update = TicketUpdate(
+                    source=source.name,
+                    ticket_id=int(event["ticket"]),
+                    action=str(event["action"]),
+                    status_label=event.get("status_label"),
+                    note_title=str(event.get("note_title", "")),
+                    note_text=str(event.get("note_text", "")),
+                    by=str(event.get("by", "")),
+                    alert_id=event.get("alert_id"),
+                    completed=frozenset(event.get("done", [])),
+                    checkpoint=checkpoint,
+                )
                 updater(update)
         except (AutotaskError, TicketUpdateError) as exc:
             if exc.retryable:
@@ -286,6 +312,27 @@ class Worker:
             by=update.by,
         )
         return self._delivered(claim, event)
+
+    def _status_still_wanted(
+        self, client: AutotaskClient, source: SourceConfig, event: QueuedEvent
+    ) -> None:
+        """Read the ticket's status now (one GET) and drop the status change if it moved on.
+
+        The class a callout last reported may be old: a person may have set
+        Waiting Customer or Complete since, with no callout (business-hours
+        rules, a lost callout). Autotask's answer is the truth; when the change
+        is dropped, the note says so, once (the event is stored without the
+        status, so a retry does not ask again).
+        """
+        ticket = int(event["ticket"])
+        label = current_status(client, ticket)
+        if label is None:
+            raise TicketUpdateError(f"ticket {ticket} no longer exists in Autotask", retryable=False)
+        if status_change_still_wanted(SyncAction(event["action"]), source.classify(label)):
+            return
+        event["status_label"] = None
+        event["note_text"] = (f"{event.get('note_text', '')} The ticket's status was left at "
+                              f"{label}: it had changed in Autotask meanwhile.")
 
     def _delivered(
         self, claim: Claim, event: QueuedEvent, verdict: str = "delivered", status: int | None = None,

@@ -612,6 +612,7 @@ def test_delivery_failed_signal(make_app: AppFactory, rsps: responses.RequestsMo
 def test_a_ticket_completed_meanwhile_is_not_reopened(app: Flask, rsps: responses.RequestsMock) -> None:
     assert webhook(app, "ACCEPTED").status_code == 202  # queued: In Progress + note
     callout(app, "Complete")  # before the worker gets to it, someone completes the ticket
+    rsps.replace(responses.GET, f"{AT}/v1.0/Tickets/7", json={"item": {"id": 7, "status": 5}})
     drain(app)
     assert patches(rsps) == []  # never put back to In Progress
     assert len(notes(rsps)) == 1  # the accept is still recorded

@@ -20,7 +20,7 @@ import copy
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -247,6 +247,9 @@ class AutotaskState(FaultInjector):
         self.callout_auth = callout_auth
         self.callout_timeout = 10.0
         self.fire_callouts = True
+        # Callouts lost on the way: held back (the host app down, a deploy) until released, if ever.
+        self.hold_callouts = False
+        self._held: list[_CalloutJob] = []
         # The capture this mimics came from a US Eastern tenant in summer.
         self.callout_utc_offset = timedelta(hours=-4)
         self.usage_override: int | None = None
@@ -363,6 +366,13 @@ class AutotaskState(FaultInjector):
             job = self._callout_job(record, "status")
         return self._send_callout(job) if job else None
 
+    def backdate(self, ticket_id: int, created: datetime) -> None:
+        """Make a ticket older than it is (one opened before the bridge was installed)."""
+        with self._lock:
+            record = self._tickets[ticket_id]
+            record.created = created
+            record.fields["createDate"] = _rest_time(created)
+
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         with self._lock:
             record = self._tickets.get(ticket_id)
@@ -417,6 +427,52 @@ class AutotaskState(FaultInjector):
         with self._callout_cond:
             return self._callout_cond.wait_for(lambda: self._pending_callouts == 0, timeout)
 
+    def held_callouts(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def release_callouts(self) -> list[CalloutResult]:
+        """Deliver the held callouts now, oldest first (a lost callout that turns up late)."""
+        with self._lock:
+            jobs, self._held = self._held, []
+        return [self._deliver_callout(job) for job in jobs]
+
+    def drop_callouts(self) -> int:
+        """Forget the held callouts: lost for good, as Autotask never retries one."""
+        with self._lock:
+            dropped, self._held = len(self._held), []
+        return dropped
+
+    def query_tickets(self, body: Any, page: int, base_url: str) -> dict[str, Any]:
+        """``POST Tickets/query``: the matching tickets by id, a page at a time.
+
+        ``nextPageUrl`` is absolute, as Autotask's is, and names the next page;
+        the same body is sent again with it.
+        """
+        if not isinstance(body, Mapping) or not isinstance(body.get("filter"), list):
+            raise _ApiError("filter is required and must be a list of conditions")
+        size = body.get("MaxRecords", body.get("maxRecords", 500))
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 500:
+            raise _ApiError("MaxRecords must be between 1 and 500")
+        conditions = body["filter"]
+        with self._lock:
+            found = [
+                copy.deepcopy(r.fields)
+                for _, r in sorted(self._tickets.items())
+                if all(_matches(r.fields, c) for c in conditions)
+            ]
+        items = found[page * size:(page + 1) * size]
+        more = (page + 1) * size < len(found)
+        return {
+            "items": items,
+            "pageDetails": {
+                "count": len(items),
+                "requestCount": size,
+                "prevPageUrl": None,
+                "nextPageUrl": f"{base_url}{API_PREFIX}/Tickets/query/next?page={page + 1}" if more else None,
+            },
+        }
+
     def request_count(self) -> int:
         """Authenticated requests in the last hour, as ThresholdInformation reports them."""
         with self._lock:
@@ -432,6 +488,7 @@ class AutotaskState(FaultInjector):
             self._calls.clear()
             self._auth_times.clear()
             self._callouts.clear()
+            self._held.clear()
             self.clear_faults()
 
     def configure(self, data: Mapping[str, Any]) -> None:
@@ -445,6 +502,7 @@ class AutotaskState(FaultInjector):
             "zone_url",
             "usage_override",
             "fire_callouts",
+            "hold_callouts",
             "callout_timeout",
         }
         unknown = set(data) - allowed
@@ -476,10 +534,11 @@ class AutotaskState(FaultInjector):
             if usage is not None and (isinstance(usage, bool) or not isinstance(usage, int)):
                 raise ValueError("usage_override must be an integer or null")
             changes["usage_override"] = usage
-        if "fire_callouts" in data:
-            if not isinstance(data["fire_callouts"], bool):
-                raise ValueError("fire_callouts must be a boolean")
-            changes["fire_callouts"] = data["fire_callouts"]
+        for switch in ("fire_callouts", "hold_callouts"):
+            if switch in data:
+                if not isinstance(data[switch], bool):
+                    raise ValueError(f"{switch} must be a boolean")
+                changes[switch] = data[switch]
         if "callout_timeout" in data:
             timeout = data["callout_timeout"]
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -501,6 +560,7 @@ class AutotaskState(FaultInjector):
                 "zone_url": self.zone_url,
                 "usage_override": self.usage_override,
                 "fire_callouts": self.fire_callouts,
+                "hold_callouts": self.hold_callouts,
                 "callout_timeout": self.callout_timeout,
             }
 
@@ -684,7 +744,14 @@ class AutotaskState(FaultInjector):
             timeout=self.callout_timeout,
         )
 
-    def _send_callout(self, job: _CalloutJob) -> CalloutResult:
+    def _send_callout(self, job: _CalloutJob) -> CalloutResult | None:
+        with self._lock:
+            if self.hold_callouts:
+                self._held.append(job)
+                return None
+        return self._deliver_callout(job)
+
+    def _deliver_callout(self, job: _CalloutJob) -> CalloutResult:
         try:
             answer = requests.post(
                 job.url,
@@ -751,6 +818,57 @@ class AutotaskState(FaultInjector):
                 if self._last_background is threading.current_thread():
                     self._last_background = None
                 self._callout_cond.notify_all()
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "noteq": lambda a, b: a != b,
+    "gt": lambda a, b: a is not None and a > b,
+    "gte": lambda a, b: a is not None and a >= b,
+    "lt": lambda a, b: a is not None and a < b,
+    "lte": lambda a, b: a is not None and a <= b,
+}
+
+
+def _comparable(value: Any) -> Any:
+    """Times compare as instants (any offset or precision); text case-insensitively, as Autotask does."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value.casefold()
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _matches(fields: Mapping[str, Any], condition: Any) -> bool:
+    """One condition of a query filter: a comparison, ``in``/``notIn``, or an and/or group."""
+    if not isinstance(condition, Mapping):
+        raise _ApiError("a filter condition must be an object")
+    op = str(condition.get("op", "")).lower()
+    if op in ("and", "or"):
+        items = condition.get("items")
+        if not isinstance(items, list) or not items:
+            raise _ApiError(f"'{op}' needs a list of items")
+        results = (_matches(fields, item) for item in items)
+        return all(results) if op == "and" else any(results)
+    name = _FIELD_BY_FOLDED.get(str(condition.get("field", "")).casefold())
+    if name is None:
+        raise _ApiError(f"unknown field {condition.get('field')!r}")
+    actual = _comparable(fields.get(name))
+    if op in ("in", "notin"):
+        values = condition.get("value")
+        if not isinstance(values, list):
+            raise _ApiError(f"'{op}' needs a list value")
+        found = actual in [_comparable(v) for v in values]
+        return found if op == "in" else not found
+    compare = _COMPARE.get(op)
+    if compare is None:
+        raise _ApiError(f"unsupported op {op!r}")
+    try:
+        return bool(compare(actual, _comparable(condition.get("value"))))
+    except TypeError:
+        raise _ApiError(f"cannot compare {name} with {condition.get('value')!r}") from None
 
 
 def _optional_str(value: Any, name: str) -> str | None:
@@ -875,6 +993,17 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     def add_note(ticket_id: int) -> Response:
         return json_response({"itemId": sim._add_note(ticket_id, g.sim_json)})
 
+    @app.post(f"{API_PREFIX}/Tickets/query")
+    def query_tickets() -> Response:
+        return json_response(sim.query_tickets(g.sim_json, 0, request.host_url.rstrip("/")))
+
+    @app.post(f"{API_PREFIX}/Tickets/query/next")
+    def query_tickets_next() -> Response:
+        page = request.args.get("page", "")
+        if not page.isdigit():
+            raise _ApiError("invalid page")
+        return json_response(sim.query_tickets(g.sim_json, int(page), request.host_url.rstrip("/")))
+
     @app.get(f"{API_PREFIX}/ThresholdInformation")
     def threshold_information() -> Response:
         return json_response(
@@ -933,6 +1062,14 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     @app.get("/_sim/callouts")
     def sim_callouts() -> Response:
         return json_response([c.to_json() for c in sim.callouts()])
+
+    @app.post("/_sim/callouts/release")
+    def sim_release_callouts() -> Response:
+        return json_response([r.to_json() for r in sim.release_callouts()])
+
+    @app.post("/_sim/callouts/drop")
+    def sim_drop_callouts() -> Response:
+        return json_response({"dropped": sim.drop_callouts()})
 
     @app.post("/_sim/reset")
     def sim_reset() -> Response:
