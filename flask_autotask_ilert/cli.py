@@ -180,7 +180,7 @@ def check_command(source: str | None) -> None:
     picklists, plus the note picklists for a bidirectional source. Exits 1 if
     any check fails.
     """
-    from .checks import FAIL, Result, check_app, check_autotask, check_ilert
+    from .checks import FAIL, Result, check_app, check_autotask, check_content, check_ilert
 
     bridge = get_bridge()
     results: list[Result] = []
@@ -197,6 +197,8 @@ def check_command(source: str | None) -> None:
         click.echo(f"source {config.name}")
         show(check_ilert(bridge, config), "  ")
         for result in check_autotask(bridge, config):
+            show(result, "  ")
+        for result in check_content(bridge, config):
             show(result, "  ")
     counts = {status: sum(1 for r in results if r.status == status)
               for status in ("PASS", "WARN", "SKIP", FAIL)}
@@ -514,6 +516,10 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
                          "domain": "SIMULATED"}}
         what = f"callout for ticket {ticket}, status {status!r}"
     click.echo(f"POST {base}{shown}  ({what}, source {config.name})")
+    if config.routes and not webhook:
+        from .content import explain as explain_route
+
+        click.echo(explain_route(config, bridge.autotask(config), ticket, datetime.now(timezone.utc)))
     try:
         response = requests.post(base + path, headers=headers, auth=auth, timeout=settings.http_timeout,
                                  allow_redirects=False, **send)

@@ -107,6 +107,12 @@ ILERT_RATE_LIMITED = Counter(
     "Events ilert answered with 429 Too Many Requests (each is retried).",
     ["source"],
 )
+TEMPLATE_ERRORS = Counter(
+    "autotask_ilert_template_errors",
+    "Alert text templates that failed while rendering, by alert source and template (summary, "
+    "details, custom_details); the default text went out instead.",
+    ["source", "template"],
+)
 
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _OPERATION = re.compile(r"[^A-Za-z0-9/{}._-]")
@@ -151,6 +157,11 @@ def count_delivery(source: str, target: str, outcome: str, latency_s: float | No
 @_never_raise
 def count_ilert_rate_limited(source: str) -> None:
     ILERT_RATE_LIMITED.labels(source).inc()
+
+
+@_never_raise
+def count_template_error(source: str, template: str) -> None:
+    TEMPLATE_ERRORS.labels(source, template).inc()
 
 
 # -- shared state, read from Redis at scrape time -----------------------------------------
