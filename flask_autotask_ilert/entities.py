@@ -68,7 +68,7 @@ class EntityReader:
 
     def one(self, name: str, item_id: Any) -> dict[str, Any] | None:
         entity = ENTITIES[name][0]
-        if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id <= 0:
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id < 0:  # 0: the tenant's own
             return None
         try:
             found, value = self.store.cached_entity(self.tenant, entity, item_id, self.ttl_ms)
