@@ -177,8 +177,9 @@ def check_command(source: str | None) -> None:
     (it proves the integration key and changes nothing, but counts against the
     key's 50 events a minute); Autotask is asked for the zone, the API usage
     (ThresholdInformation, which proves the credentials) and the ticket
-    picklists, plus the note picklists for a bidirectional source. Exits 1 if
-    any check fails.
+    picklists, plus the note picklists for a bidirectional source. Alert text
+    templates are rendered with a sample ticket, and each ROUTES rule's labels
+    and key are checked the same way. Exits 1 if any check fails.
     """
     from .checks import FAIL, Result, check_app, check_autotask, check_content, check_ilert
 
@@ -467,7 +468,8 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
     For setup checks: it proves that the URL, the proxy in front of the app, the
     token, any Basic credentials, Redis and the lifecycle work together. The
     defaults are harmless (an unknown ticket, a status that pages nobody); a
-    real ticket id and status act for real. The token is never printed. Exits 0
+    real ticket id and status act for real. With ROUTES, it first says which
+    rule the ticket meets (read from Autotask). The token is never printed. Exits 0
     when the bridge decided on the sample (200, 202, or the lifecycle's 400),
     1 otherwise.
     """

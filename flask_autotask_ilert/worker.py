@@ -416,12 +416,18 @@ class Worker:
                                   lambda endpoint: self._autotask_place(client, endpoint),
                                   source.autotask.username)
         alert = compose(source, event, facts, labels, reader)
-        self.store.set_route(source.name, int(event["ticket"]),
-                             alert.route.digest if alert.route is not None else None)
+        if source.routes:  # without rules every event goes to the source's key: nothing to keep
+            self.store.set_route(source.name, int(event["ticket"]),
+                                 alert.route.digest if alert.route is not None else None)
         return alert
 
     def _routed_key(self, source: SourceConfig, event: QueuedEvent) -> str:
-        """The key the ticket's ALERT went to (the source's own if no rule was kept)."""
+        """The key the ticket's ALERT went to (the source's own if no rule was kept).
+
+        Without rules now, the source's key is the only one configured: no need to ask.
+        """
+        if not source.routes:
+            return source.ilert_integration_key
         digest = self.store.route(source.name, int(event["ticket"]))
         key = key_for_digest(source.ilert_integration_key, source.routes, digest)
         if key is None:

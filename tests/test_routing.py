@@ -167,7 +167,7 @@ def test_tickets_go_to_the_first_matching_rule_or_the_sources_key(
 
 
 def test_accept_and_resolve_follow_the_alert_even_after_the_rules_change(
-    make_app: AppFactory, tenant: Tenant
+    make_app: AppFactory, tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
     rules = [{"match": {"priority": "Critical"}, "integration_key": KEY_A}]
     first = routed_app(make_app, tenant, rules, real_redis=True)
@@ -193,9 +193,13 @@ def test_accept_and_resolve_follow_the_alert_even_after_the_rules_change(
     assert alert is not None and alert.status == "RESOLVED"
 
     # A key no longer configured at all: the source's own key, rather than nowhere.
-    third = make_app(**tenant.config(real_redis=True))
-    assert callout(third, moved, "Complete") == 202
-    drain(third)
+    third = routed_app(make_app, tenant, [{"match": {"queue": "Nowhere"}, "integration_key": KEY_B}],
+                       real_redis=True)
+    with caplog.at_level(logging.WARNING, logger="flask_autotask_ilert"):
+        assert callout(third, moved, "Complete") == 202
+        drain(third)
+    assert f"ticket {moved}: the integration key its alert went to is no longer configured" in caplog.text
+    assert KEY_A not in caplog.text
     last = [e.body for e in tenant.ilert.events() if e.body.get("alertKey") == f"autotask-{moved}"][-1]
     assert (last["eventType"], last["integrationKey"]) == ("RESOLVE", INTEGRATION_KEY)
 
