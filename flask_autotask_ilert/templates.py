@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 #: The names a template may use (docs/alert-text.md describes each).
@@ -28,19 +29,42 @@ CONTEXT_NAMES = ("ticket", "company", "contact", "resource", "callout", "source"
 ENTITY_NAMES = ("company", "contact", "resource")
 #: The options that hold templates, and the metric label of each.
 SUMMARY, DETAILS, CUSTOM_DETAILS = "summary", "details", "custom_details"
-
+#: The largest text or list ``*`` may build, and the largest exponent of ``**``.
+MAX_PRODUCT = 100_000
+MAX_EXPONENT = 100
 
 
 class _Sandbox(SandboxedEnvironment):
-    """The sandbox, with a reach for an unsafe attribute raising at once.
+    """The sandbox, stricter in two ways, through its documented hooks.
 
-    Missing fields render empty (below), and so, by default, would the
-    sandbox's refusal; raised, it is logged and counted like any failed template.
+    A reach for an unsafe attribute raises at once: missing fields render empty
+    (below), and so, by default, would the sandbox's refusal; raised, it is
+    logged and counted like any failed template. And ``*`` and ``**`` may not
+    build huge values (``{{ "x" * 10**9 }}``), since a worker renders templates
+    in the middle of delivering pages.
     """
 
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
-        raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__!r} "
-                            "object is unsafe")
+    intercepted_binops = frozenset({"*", "**"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if not super().is_safe_attribute(obj, attr, value):
+            raise SecurityError(f"access to attribute {attr!r} of a {type(obj).__name__!r} "
+                                "object is unsafe")
+        return True
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _number(left) and _number(right) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent above {MAX_EXPONENT}")
+        if operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                if isinstance(sized, str | list | tuple) and _number(times) \
+                        and len(sized) * times > MAX_PRODUCT:
+                    raise SecurityError(f"'*' would build a value of over {MAX_PRODUCT} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # A missing field renders empty, also through a chain (``company.address.city``):

@@ -191,3 +191,13 @@ def test_the_entity_cache_lives_in_redis_for_every_worker(make_app: AppFactory, 
     keys = [k.decode() for k in store.client.scan_iter(match=f"{store.keys.prefix}entity:*")]
     assert len(keys) == 1 and keys[0].endswith(f":Companies:{company['id']}")
     assert 0 < store.client.pttl(keys[0]) <= 3_600_000
+
+
+@pytest.mark.parametrize("text", ['{{ "x" * 10**9 }}', "{{ ticket.title * 1000000 }}", "{{ 2 ** 1000 }}"])
+def test_a_template_cannot_build_huge_values(text: str) -> None:
+    templates = build(text)
+    assert templates is not None
+    rendered = templates.render({"ticket": {"title": "Disk full"}})
+    assert rendered.summary is None and "SecurityError" in rendered.failures[0][1]
+    small = build('{{ "=" * 20 }} {{ 2 ** 10 }}')
+    assert small is not None and small.render({}).summary == "=" * 20 + " 1024"
