@@ -75,3 +75,27 @@ def build_event(
     if facts.url:
         body["links"] = [{"href": facts.url, "text": f"Autotask ticket {number}"}]
     return body
+
+
+def apply_text(
+    body: dict[str, Any],
+    *,
+    summary: str | None = None,
+    details: str | None = None,
+    custom_details: Mapping[str, str] | None = None,
+    priority: str | None = None,
+) -> dict[str, Any]:
+    """An ALERT body with custom text (templates.py) and a routing rule's priority put in.
+
+    What is None or blank keeps the default text, so a template that failed, or
+    rendered nothing, still leaves the alert a summary.
+    """
+    if summary is not None and summary.strip():
+        body["summary"] = truncate(" ".join(summary.split()), SUMMARY_LIMIT)
+    if details is not None and details.strip():
+        body["details"] = truncate(details, DETAILS_LIMIT)
+    if custom_details:
+        body["customDetails"] = {**body.get("customDetails", {}), **custom_details}
+    if priority is not None:
+        body["priority"] = priority
+    return body

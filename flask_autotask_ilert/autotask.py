@@ -361,6 +361,31 @@ class AutotaskClient:
             raise AutotaskError(f"{what}: unexpected response", retryable=True)
         return float(used) / float(limit)
 
+    # ---------------------------------------------- entities a template may name
+
+    def get_company(self, company_id: int) -> dict[str, Any] | None:
+        """The company (``GET Companies/{id}``), or None when Autotask has none with this id."""
+        return self._get_item("Companies", company_id, "company")
+
+    def get_contact(self, contact_id: int) -> dict[str, Any] | None:
+        """The contact (``GET Contacts/{id}``), or None."""
+        return self._get_item("Contacts", contact_id, "contact")
+
+    def get_resource(self, resource_id: int) -> dict[str, Any] | None:
+        """The resource, a technician (``GET Resources/{id}``), or None."""
+        return self._get_item("Resources", resource_id, "resource")
+
+    def _get_item(self, entity: str, item_id: int, noun: str) -> dict[str, Any] | None:
+        iid = int(item_id)
+        what = f"get {noun} {iid}"
+        body = self._json_object(self._call("GET", f"/v1.0/{entity}/{iid}", what), what, retryable=True)
+        item = body.get("item")
+        if item is None:
+            return None
+        if not isinstance(item, dict):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        return item
+
     # ------------------------------------------------------------- picklists
 
     def picklist(self, entity: str, field: str) -> dict[str, str]:

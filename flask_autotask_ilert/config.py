@@ -68,6 +68,8 @@ from .lifecycle import (
     StatusClass,
     StatusClassifier,
 )
+from .routing import Route, Rules, parse_routes
+from .templates import AlertTemplates, JinjaMapping, JinjaText, TemplateProblem, build
 from .trusted_hosts import normalise_suffixes, url_problem
 
 PREFIX = "AUTOTASK_ILERT_"
@@ -213,6 +215,11 @@ OPTIONS: tuple[Option, ...] = (
            "(reliability.md#reconciliation-with-autotask)). One sweep at a time across every "
            "process and host; it runs for sources with Autotask credentials. `0` turns it off.",
            check=AtLeast(0)),
+    Option("ENTITY_CACHE_SECONDS", 3600.0, float,
+           "How long an Autotask company, contact or resource that a template names is kept in Redis "
+           "(shared by every worker), so a template costs about one Autotask call per company, contact "
+           "or resource in this time instead of one per alert; see [alert-text.md](alert-text.md).",
+           check=Positive(), field="entity_cache_ms", convert=_ms(1000)),
     # -- watching it: metrics, readiness, logs ------------------------------------------
     Option("METRICS_TOKEN", None, str,
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
@@ -297,6 +304,24 @@ OPTIONS: tuple[Option, ...] = (
            "tenant sends, and keeps a leaked token from paging for every made-up ticket; raise it "
            "if a mass outage of yours could go over it. `off` turns the guard off.",
            per_source=True, check=RateLimit()),
+    Option("SUMMARY_TEMPLATE", None, str,
+           "The alert's summary, as a Jinja2 template (sandboxed) over `ticket`, `company`, `contact`, "
+           "`resource`, `callout` and `source`, e.g. `{{ company.companyName }}: {{ ticket.title }}`; "
+           "see [alert-text.md](alert-text.md). Checked at startup. Unset: `[<number>] <title>`.",
+           per_source=True, check=JinjaText()),
+    Option("DETAILS_TEMPLATE", None, str,
+           "The alert's details, as a template like `SUMMARY_TEMPLATE`. Unset: the ticket's description.",
+           per_source=True, check=JinjaText()),
+    Option("CUSTOM_DETAILS", None, "json",
+           "Extra keys of the alert's custom details, each a template like `SUMMARY_TEMPLATE`, e.g. "
+           "`{\"company\": \"{{ company.companyName }}\"}`. They are added to the default ones.",
+           per_source=True, check=JinjaMapping()),
+    Option("ROUTES", None, "json",
+           "Routing rules, first match wins: each sends the tickets it matches (by queue, priority, "
+           "company, issue type, sub-issue type, ticket type, source, and time) to its own "
+           "`integration_key`, optionally with its own `priority` and templates; a ticket no rule "
+           "matches goes to `ILERT_INTEGRATION_KEY`. See [routing.md](routing.md). Holds secrets.",
+           per_source=True, secret=True, check=Rules()),
     # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
     # (docs: BIDIRECTIONAL and every per-source option after it go in the sync table)
     Option("BIDIRECTIONAL", False, bool,
@@ -504,11 +529,16 @@ class SourceConfig:
     rate_limit: str | None = None
     #: Extra Autotask query conditions of the reconciliation sweep (RECONCILE_FILTER).
     reconcile_filter: tuple[Mapping[str, Any], ...] = ()
+    #: The source's own alert text (SUMMARY_TEMPLATE, ...), None for the default text.
+    templates: AlertTemplates | None = field(default=None, repr=False)
+    #: ROUTES, in order (routing.py).
+    routes: tuple[Route, ...] = field(default=(), repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value of this source, for redaction."""
-        values = [*self.callout_tokens, self.ilert_integration_key, self.callout_password or ""]
+        values = [*self.callout_tokens, self.ilert_integration_key, self.callout_password or "",
+                  *(route.integration_key for route in self.routes)]
         if self.autotask:
             values += [self.autotask.secret, self.autotask.integration_code]
         if self.sync:
@@ -549,6 +579,7 @@ class Settings:
     log_format: str = "text"
     autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
     reconcile_interval_seconds: float = 300.0
+    entity_cache_ms: int = 3_600_000
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -671,8 +702,21 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
              f"{where}: RECONCILE_FILTER must be a list of Autotask query conditions "
              "(objects with an \"op\")")
 
+    text = {"summary_template": value("SUMMARY_TEMPLATE"), "details_template": value("DETAILS_TEMPLATE"),
+            "custom_details": value("CUSTOM_DETAILS")}
+    try:
+        templates = build(*text.values())
+    except TemplateProblem as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    try:
+        routes = parse_routes(value("ROUTES"), text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: ROUTES {exc}") from None
+
     return SourceConfig(
         reconcile_filter=tuple(reconcile_filter),
+        templates=templates,
+        routes=routes,
         sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
         name=name,
         callout_tokens=tuple(tokens),

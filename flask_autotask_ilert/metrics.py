@@ -108,6 +108,12 @@ ILERT_RATE_LIMITED = Counter(
     "Events ilert answered with 429 Too Many Requests (each is retried).",
     ["source"],
 )
+TEMPLATE_ERRORS = Counter(
+    "autotask_ilert_template_errors",
+    "Alert text templates that failed while rendering, by alert source and template (summary, "
+    "details, custom_details); the default text went out instead.",
+    ["source", "template"],
+)
 
 RECONCILE_SWEEPS = Counter(
     "autotask_ilert_reconcile_sweeps",
@@ -186,6 +192,10 @@ def count_reconcile(
     RECONCILE_CALLS.labels(source).inc(calls)
     for action in changes:
         RECONCILE_CHANGES.labels(source, action).inc()
+
+
+def count_template_error(source: str, template: str) -> None:
+    TEMPLATE_ERRORS.labels(source, template).inc()
 
 
 # -- shared state, read from Redis at scrape time -----------------------------------------

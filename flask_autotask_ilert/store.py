@@ -9,7 +9,11 @@ never answered 2xx).
 Layout (every key under the configured prefix):
 
 ``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US", ``a`` audit
-                            trail (8-byte records, audit.py); RESOLVED ones expire
+                            trail (8-byte records, audit.py), ``rk`` digest of the integration
+                            key its ALERT went to (routing.py); RESOLVED ones expire
+``entity:<digest>:<Entity>:<id>`` an Autotask company, contact or resource a template
+                            names, and when it was read (JSON; item null for none);
+                            kept for ENTITY_CACHE_SECONDS
 ``q:<source>:<ticket>``     the ticket's undelivered events, oldest first
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
@@ -41,7 +45,8 @@ from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
-_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay")
+_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay",
+            "route")
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
 _WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
 
@@ -89,6 +94,9 @@ class Keys:
 
     def usage(self, digest: str) -> str:
         return f"{self.prefix}usage:{digest}"
+
+    def entity(self, tenant: str, entity: str, item_id: int) -> str:
+        return f"{self.prefix}entity:{tenant}:{entity}:{item_id}"
 
     @property
     def heartbeats(self) -> str:
@@ -435,6 +443,47 @@ class Store:
                 self.keys.usage(digest), f"{usage!r}|{self.now_ms()}", px=max(1, 2 * max_age_ms)
             )
 
+    # -- routing and the entity cache (templates) ---------------------------------
+
+    #: The field of a ticket's record that names the key its ALERT went to (a digest).
+    ROUTE_FIELD = "rk"
+
+    def set_route(self, source: str, ticket: int, digest: str | None) -> bool:
+        """Remember the key (digest) a ticket's ALERT went to, or forget it (None).
+
+        Only on an existing record: a ticket forgotten meanwhile gets no new,
+        never-expiring record. False when there was none.
+        """
+        with self._guard():
+            return bool(self._script("route")(
+                keys=[self.keys.mapping(source, ticket)], args=[self.ROUTE_FIELD, digest or ""]
+            ))
+
+    def route(self, source: str, ticket: int) -> str | None:
+        """The digest of the key a ticket's ALERT went to, if one was kept."""
+        with self._guard():
+            raw = self.client.hget(self.keys.mapping(source, ticket), self.ROUTE_FIELD)
+        return _text(raw) if raw is not None else None
+
+    def cached_entity(self, tenant: str, entity: str, item_id: int, max_age_ms: int) -> tuple[bool, Any]:
+        """(found, the entity or None) from the cache; (False, None) when not cached or too old.
+
+        The age is checked against the store's clock, as the usage reading's is.
+        """
+        with self._guard():
+            raw = self.client.get(self.keys.entity(tenant, entity, item_id))
+        if raw is None:
+            return False, None
+        cached = json.loads(raw)
+        if not isinstance(cached, dict) or self.now_ms() - int(cached.get("at", 0)) >= max_age_ms:
+            return False, None
+        return True, cached.get("item")
+
+    def cache_entity(self, tenant: str, entity: str, item_id: int, value: Any, max_age_ms: int) -> None:
+        with self._guard():
+            self.client.set(self.keys.entity(tenant, entity, item_id),
+                            _dumps_any({"at": self.now_ms(), "item": value}), px=max(1, max_age_ms))
+
     # -- inspection -------------------------------------------------------------
 
     def queue_stats(self) -> dict[str, Any]:
@@ -589,6 +638,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 def _dumps(value: Mapping[str, Any]) -> str:
     return _ENCODER.encode(value)
+
+
+def _dumps_any(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def dumps_event(event: QueuedEvent) -> str:

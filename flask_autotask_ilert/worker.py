@@ -30,11 +30,14 @@ import flask_autotask_ilert.signals as signals
 
 from .alerts import TicketFacts, build_event
 from .autotask import AutotaskClient, AutotaskError
+from .content import Alert, compose, ticket_labels
+from .entities import EntityReader
 from .errors import StoreUnavailable
 from .events import ILERT, TICKET, QueuedEvent, dead_letter
 from .http import backoff, secret_digest
 from .ilert import Verdict
 from .lifecycle import Action, SyncAction, status_change_still_wanted
+from .routing import key_for_digest
 from .store import Claim
 from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError, current_status
 
@@ -220,19 +223,23 @@ class Worker:
 
     def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         body = event.get("body")
+        key: str | None = None
         if body is None:
-            facts = TicketFacts()
             if event["action"] == Action.CREATE.value:
                 found = self._ticket_facts(source, event)
                 if isinstance(found, str):
                     return self._retry(claim, event, found, None)
-                facts = found
-            body = build_event(event, source.priority, facts)
+                alert = self._compose(source, event, found)
+                body, key = alert.body, alert.integration_key
+            else:
+                body = build_event(event, source.priority, TicketFacts())
             event["body"] = body
+        if key is None:
+            key = self._routed_key(source, event)
 
         if source.ilert_rate_limit and "slot" not in event:
             slot = self.store.reserve_send_slot(
-                secret_digest(source.ilert_integration_key),
+                secret_digest(key),
                 source.ilert_rate_limit,
                 _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds),
                 event["id"],
@@ -244,9 +251,7 @@ class Worker:
                              next_in_s=(slot - self.store.now_ms()) / 1000)
                 return "paced"
 
-        result = self.bridge.ilert(source).send_event(
-            {**body, "integrationKey": source.ilert_integration_key}
-        )
+        result = self.bridge.ilert(source).send_event({**body, "integrationKey": key})
         if result.status == 429:
             metrics.count_ilert_rate_limited(source.name)
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
@@ -443,6 +448,41 @@ class Worker:
                 exc,
             )
             return TicketFacts()
+
+    def _compose(self, source: SourceConfig, event: QueuedEvent, facts: TicketFacts) -> Alert:
+        """The ALERT's text and key (content.py); the key's digest is kept in the ticket's record,
+        so its ACCEPT and RESOLVE follow it even if the rules change meanwhile."""
+        client = self.bridge.autotask(source)
+        try:
+            labels = ticket_labels(client, facts.ticket)
+        except AutotaskError:  # the picklists were just read for the ticket: rare, and not worth a retry
+            labels = ticket_labels(None, None)
+        reader = None
+        if client is not None and source.autotask is not None:
+            reader = EntityReader(client, self.store, self.settings.entity_cache_ms,
+                                  lambda endpoint: self._autotask_place(client, endpoint),
+                                  source.autotask.username)
+        alert = compose(source, event, facts, labels, reader)
+        if source.routes:  # without rules every event goes to the source's key: nothing to keep
+            self.store.set_route(source.name, int(event["ticket"]),
+                                 alert.route.digest if alert.route is not None else None)
+        return alert
+
+    def _routed_key(self, source: SourceConfig, event: QueuedEvent) -> str:
+        """The key the ticket's ALERT went to (the source's own if no rule was kept).
+
+        Without rules now, the source's key is the only one configured: no need to ask.
+        """
+        if not source.routes:
+            return source.ilert_integration_key
+        digest = self.store.route(source.name, int(event["ticket"]))
+        key = key_for_digest(source.ilert_integration_key, source.routes, digest)
+        if key is None:
+            logger.warning("source %s, ticket %s: the integration key its alert went to is no "
+                           "longer configured; sending to the source's own key",
+                           source.name, event["ticket"])
+            return source.ilert_integration_key
+        return key
 
     def _retry(
         self, claim: Claim, event: QueuedEvent, reason: str, retry_after: float | None,

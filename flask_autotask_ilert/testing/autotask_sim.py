@@ -98,6 +98,8 @@ TICKET_FIELDS = (
 )
 READ_ONLY_FIELDS = frozenset({"id", "ticketNumber", "createDate", "lastActivityDate", "completedDate"})
 _FIELD_BY_FOLDED = {name.casefold(): name for name in TICKET_FIELDS}
+#: The entities a ticket points at that the simulator keeps (alert text templates read them).
+ENTITY_NAMES = ("Companies", "Contacts", "Resources")
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class AutotaskState(FaultInjector):
         self.priority_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.TICKET_PRIORITY))
         self.note_type_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.NOTE_TYPE))
         self.note_publish_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.NOTE_PUBLISH))
+        self._init_entities()
         self.seed = seed
         self._tickets: dict[int, _Ticket] = {}
         self._calls: list[ApiCall] = []
@@ -309,8 +312,13 @@ class AutotaskState(FaultInjector):
         ticket_id: int | None = None,
         queue_id: int | None = DEFAULT_QUEUE_ID,
         company_id: int = 0,
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], CalloutResult | None]:
-        """``add_ticket`` that also returns the callout's answer (None if none fired)."""
+        """``add_ticket`` that also returns the callout's answer (None if none fired).
+
+        ``extra``: more ticket fields as Autotask names them (``contactID``,
+        ``issueType``, ...), set before the callout fires.
+        """
         with self._lock:
             priority = picklists.value_for_label(self.priority_picklist, priority_label)
             status = picklists.value_for_label(self.status_picklist, status_label)
@@ -342,6 +350,7 @@ class AutotaskState(FaultInjector):
                 lastActivityDate=_rest_time(now),
                 userDefinedFields=[],
             )
+            fields.update(self._extra_ticket_fields(extra))
             record = _Ticket(fields, created=now, last_activity=now)
             if status_label.casefold() == picklists.COMPLETE_STATUS_LABEL.casefold():
                 fields["completedDate"] = _rest_time(now)
@@ -592,11 +601,63 @@ class AutotaskState(FaultInjector):
 
     def ticket_fields_json(self) -> dict[str, Any]:
         with self._lock:
-            return picklists.ticket_fields(self.status_picklist, self.priority_picklist)
+            answer = picklists.ticket_fields(self.status_picklist, self.priority_picklist)
+            answer["fields"] += self._routing_picklist_fields()
+            return answer
 
     def note_fields_json(self) -> dict[str, Any]:
         with self._lock:
             return picklists.note_fields(self.note_type_picklist, self.note_publish_picklist)
+
+    # --- companies, contacts, resources and the routing picklists (alert text, routing) ----
+
+    def _init_entities(self) -> None:
+        # Entity name ("Companies", "Contacts", "Resources") -> id -> fields.
+        self.entities: dict[str, dict[int, dict[str, Any]]] = {e: {} for e in ENTITY_NAMES}
+        self.routing_picklists: dict[str, list[PicklistValue]] = {
+            name: copy.deepcopy(list(values)) for name, values in picklists.ROUTING_PICKLISTS.items()
+        }
+        self._next_entity_id = 29_000_001
+
+    def add_company(self, name: str, **fields: Any) -> dict[str, Any]:
+        """A company, with the fields given (Autotask's names) besides ``companyName``."""
+        return self._add_entity("Companies", {"companyName": name, "isActive": True, **fields})
+
+    def add_contact(self, first: str, last: str, company_id: int = 0, **fields: Any) -> dict[str, Any]:
+        return self._add_entity("Contacts", {"firstName": first, "lastName": last,
+                                             "companyID": company_id, "isActive": 1, **fields})
+
+    def add_resource(self, first: str, last: str, **fields: Any) -> dict[str, Any]:
+        """A resource: a technician tickets are assigned to."""
+        return self._add_entity("Resources", {"firstName": first, "lastName": last,
+                                              "isActive": True, **fields})
+
+    def _add_entity(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            item_id = self._next_entity_id
+            self._next_entity_id += 1
+            item = {"id": item_id, **fields}
+            self.entities[entity][item_id] = item
+            return copy.deepcopy(item)
+
+    def entity(self, entity: str, item_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.entities[entity].get(item_id)
+            return None if found is None else copy.deepcopy(found)
+
+    def picklist_value(self, field: str, label: str) -> int:
+        """The value of a routing picklist's label (queueID, issueType, ...), for building tickets."""
+        with self._lock:
+            return picklists.value_for_label(self.routing_picklists[field], label)
+
+    def _extra_ticket_fields(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        unknown = sorted(set(extra or {}) - (set(TICKET_FIELDS) - READ_ONLY_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown or read-only ticket field(s): {unknown}")
+        return dict(extra or {})
+
+    def _routing_picklist_fields(self) -> list[dict[str, Any]]:
+        return [picklists.picklist_field(name, values) for name, values in self.routing_picklists.items()]
 
     def _patch_ticket(self, body: Any) -> tuple[int, _CalloutJob | None]:
         """Apply a PATCH all-or-nothing; the callout to send if the status changed."""
@@ -1004,6 +1065,8 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
             raise _ApiError("invalid page")
         return json_response(sim.query_tickets(g.sim_json, int(page), request.host_url.rstrip("/")))
 
+    _add_entity_endpoints(app, sim)
+
     @app.get(f"{API_PREFIX}/ThresholdInformation")
     def threshold_information() -> Response:
         return json_response(
@@ -1095,6 +1158,21 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
         return json_response(sim.config_json())
 
     return app
+
+
+def _add_entity_endpoints(app: Flask, sim: AutotaskState) -> None:
+    """``GET Companies/{id}``, ``Contacts/{id}`` and ``Resources/{id}``: ``{"item": null}`` if none."""
+
+    def answer(entity: str, item_id: int) -> Response:
+        return json_response({"item": sim.entity(entity, item_id)})
+
+    for entity in ENTITY_NAMES:
+        app.add_url_rule(
+            f"{API_PREFIX}/{entity}/<int:item_id>",
+            endpoint=f"get_{entity.lower()}",
+            view_func=lambda item_id, entity=entity: answer(entity, item_id),
+            methods=["GET"],
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
