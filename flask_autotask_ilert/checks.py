@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from .autotask import AutotaskError
 from .errors import StoreUnavailable
 from .ilert import Verdict
+from .lifecycle import written_label_problems
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -87,6 +88,13 @@ def check_ilert(bridge: Bridge, source: SourceConfig) -> Result:
 
 def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
     """Zone, credentials and budget, picklists; stops at the first failure (the rest would fail too)."""
+    if source.sync is not None:
+        problems = written_label_problems(
+            source.classify, source.sync.accept_status, source.sync.resolve_status
+        )
+        if problems:  # init_app refuses these; a source changed after it is still checked
+            yield Result(FAIL, "sync statuses", "; ".join(problems))
+            return
     client = bridge.autotask(source)
     if client is None or source.autotask is None:
         yield Result(SKIP, "autotask", "no API user configured: alerts carry the callout's data only")

@@ -66,6 +66,7 @@ from .lifecycle import (
     PriorityMap,
     StatusClass,
     StatusClassifier,
+    written_label_problems,
 )
 
 PREFIX = "AUTOTASK_ILERT_"
@@ -155,8 +156,15 @@ OPTIONS: tuple[Option, ...] = (
            "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
            check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
-           "How long the audit trail of a rejected ticket (one that has no alert) is kept.",
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept, and its "
+           "activity time, so that an older callout delivered after the refused one is stale.",
            check=Positive(), field="audit_reject_ms", convert=_ms(3_600_000)),
+    Option("CLOCK_SKEW_SECONDS", 300.0, float,
+           "How far ahead of this host's clock a callout's `last_activity_datetime` may be and still "
+           "order callouts. A later one (a wrong clock, a year 2999) is treated as absent, so it cannot "
+           "make every real callout after it stale; it is logged and counted in "
+           "`autotask_ilert_future_timestamps`. See [lifecycle.md](lifecycle.md#order-and-time).",
+           check=Between(1, 86_400), field="clock_skew_ms", convert=_ms(1000)),
     Option("SOURCES", None, "json",
            "Several alert sources: a mapping of source name to that source's options, in lower case. See "
            "[Several alert sources](#several-alert-sources). Its entries hold secrets.", field=None),
@@ -517,6 +525,7 @@ class Settings:
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
+    clock_skew_ms: int = 300_000
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -632,8 +641,12 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
 
+    sync = _build_sync(where, value, autotask is not None) if value(SYNC) else None
+    if sync is not None:
+        problems = written_label_problems(classify, sync.accept_status, sync.resolve_status)
+        _require(not problems, f"{where}: {'; '.join(problems)}")
     return SourceConfig(
-        sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
+        sync=sync,
         name=name,
         callout_tokens=tuple(tokens),
         callout_username=username,

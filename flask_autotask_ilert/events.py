@@ -37,6 +37,7 @@ class QueuedEvent(_Queued, total=False):
     request_id: str  # the request id of the callout or webhook that queued it (log correlation)
     callout: dict[str, Any]  # ilert: what the callout said (Callout.record()), to page without Autotask
     body: dict[str, Any]  # ilert: the Events API body, once built (a retry sends the same content)
+    alert_key: str  # ilert: the key of the alert it is about, generation included (added by callout.lua)
     slot: int  # ilert: the send slot reserved under the key's rate limit (ms); dropped on a retry
     enrich_attempts: int  # ilert: failed reads of the ticket from Autotask so far
     status_label: str | None  # ticket: the status to set, or None for a note only

@@ -27,7 +27,7 @@ import flask_autotask_ilert.logs as logs
 import flask_autotask_ilert.metrics as metrics
 import flask_autotask_ilert.signals as signals
 
-from .alerts import TicketFacts, build_event
+from .alerts import TicketFacts, build_event, kept_summary
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
 from .events import ILERT, TICKET, QueuedEvent, dead_letter
@@ -199,13 +199,17 @@ class Worker:
     def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         body = event.get("body")
         if body is None:
-            facts = TicketFacts()
+            facts, summary, ticket = TicketFacts(), None, int(event["ticket"])
             if event["action"] == Action.CREATE.value:
                 found = self._ticket_facts(source, event)
                 if isinstance(found, str):
                     return self._retry(claim, event, found, None)
                 facts = found
-            body = build_event(event, source.priority, facts)
+            else:  # ilert requires a summary on every event: the alert's own, kept when built
+                summary = self.store.summary(source.name, ticket)
+            body = build_event(event, source.priority, facts, summary)
+            if event["action"] == Action.CREATE.value:
+                self.store.keep_summary(source.name, ticket, kept_summary(body["summary"]))
             event["body"] = body
 
         if source.ilert_rate_limit and "slot" not in event:
