@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import timezone
 
-from .metrics import count_future_timestamp
 from .config import Settings, SourceConfig
 from .events import ilert_event
 from .lifecycle import EVENT_TYPE, Action, State, column
+from .metrics import count_future_timestamp
 from .schemas import Callout
 from .store import Store, dumps_event
 
