@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from .alerts import ALERT_KEY_PREFIX
+from .alerts import ALERT_KEY_PREFIX, alert_key
 from .audit import SUPERSEDED, WEBHOOK, Entry
 from .config import Settings, SourceConfig
 from .errors import StoreUnavailable
@@ -117,6 +117,7 @@ def handle_webhook(
             alert_id=webhook.alert_id,
             queued_at=store.now_ms(),
             request_id=request_id,
+            alert_key=alert_key(ticket, generation),
         )
         new = replace(mapping, state=change.new_state)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None

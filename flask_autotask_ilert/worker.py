@@ -27,7 +27,7 @@ import flask_autotask_ilert.logs as logs
 import flask_autotask_ilert.metrics as metrics
 import flask_autotask_ilert.signals as signals
 
-from .alerts import TicketFacts, build_event, kept_summary
+from .alerts import TicketFacts, alert_key, build_event, kept_summary
 from .autotask import AutotaskClient, AutotaskError
 from .errors import StoreUnavailable
 from .events import ILERT, TICKET, QueuedEvent, dead_letter
@@ -246,11 +246,13 @@ class Worker:
         if client is not None:
             self._wait_for_budget(client)
         if event.get("status_label") and STATUS_STEP not in event.get("done", []):
-            mapping = self.store.mapping(source.name, int(event["ticket"]))
+            ticket = int(event["ticket"])
+            mapping = self.store.mapping(source.name, ticket)
             if mapping is None or not status_change_still_wanted(
                 SyncAction(event["action"]), mapping.status_class
-            ):
-                event["status_label"] = None  # the ticket moved on meanwhile; only the note
+            ) or event.get("alert_key", alert_key(ticket)) != alert_key(ticket, mapping.generation):
+                # the ticket moved on meanwhile (or a reopen gave it a newer alert): only the note
+                event["status_label"] = None
 
         def checkpoint(step: str) -> None:
             event["done"] = [*event.get("done", []), step]

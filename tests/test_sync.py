@@ -743,3 +743,19 @@ def test_alert_keys_name_the_ticket_and_the_generation(
     assert ticket_of(key) == (expected[0] if expected else None)
     if expected:
         assert alert_of(alert_key(*expected)) == expected
+
+
+def test_a_write_for_the_first_alert_leaves_a_ticket_reopened_meanwhile_as_it_is(
+    make_app: AppFactory, rsps: responses.RequestsMock
+) -> None:
+    """The old alert's RESOLVED acted, and a reopen came before its ticket write went out."""
+    app = make_app(**SYNC, realert_on_reopen=True)
+    writes_ok(rsps)
+    callout(app, "New")
+    drain(app)
+    assert webhook(app, "RESOLVED", key="autotask-7").status_code == 202  # queued, not written yet
+    assert callout(app, "New").json["action"] == "create"  # Autotask says: open again
+    drain(app)
+    assert patches(rsps) == []  # the reopened ticket is not completed for the first alert
+    assert "resolved in ilert by Jane Doe (jdoe)" in notes(rsps)[0]["description"]  # but noted
+    assert sent(rsps) == [("ALERT", "autotask-7"), ("ALERT", "autotask-7-2")]
