@@ -307,11 +307,13 @@ OPTIONS: tuple[Option, ...] = (
            per_source=True, only_with=SYNC, secret=True),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
-           "ilert. Resolved through the tenant's `Tickets.status` picklist.",
+           "ilert. Resolved through the tenant's `Tickets.status` picklist. Must be of class `IN_PROGRESS` "
+           "or `WAITING` (`STATUS_LABELS`), or `init_app` refuses it.",
            per_source=True, only_with=SYNC),
     Option("RESOLVE_STATUS", "Complete", str,
            "Status label a ticket is set to when its alert is resolved in ilert (unless its last known "
-           "class is `CLOSED`).", per_source=True, only_with=SYNC),
+           "class is `CLOSED`). Must be of class `CLOSED` (`STATUS_LABELS`), or `init_app` refuses it; "
+           "see [sync.md](sync.md#what-it-does).", per_source=True, only_with=SYNC),
     Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge adds. May use the fields "
            "below.",
            per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),

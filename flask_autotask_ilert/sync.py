@@ -144,7 +144,7 @@ def _superseded(
     if not store.compare_and_set(source.name, ticket, mapping, mapping, None, None, audit_entry=entry):
         return False
     store.count("webhooks_superseded")
-    logger.info(
+    logger.debug(  # the webhook's own line says "ignored"; this says why
         "webhook source=%s ticket=%s: %s is about alert %s of the ticket, the current one is %s; "
         "ignored", source.name, ticket, webhook.status, generation, mapping.generation,
     )
