@@ -29,7 +29,7 @@ from .autotask import AutotaskError
 from .content import PICKLIST_LABELS
 from .errors import StoreUnavailable
 from .ilert import Verdict
-from .lifecycle import fold
+from .lifecycle import fold, written_label_problems
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -109,6 +109,13 @@ def check_ilert_key(bridge: Bridge, source: SourceConfig, key: str, what: str = 
 
 def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
     """Zone, credentials and budget, picklists; stops at the first failure (the rest would fail too)."""
+    if source.sync is not None:
+        problems = written_label_problems(
+            source.classify, source.sync.accept_status, source.sync.resolve_status
+        )
+        if problems:  # init_app refuses these; a source changed after it is still checked
+            yield Result(FAIL, "sync statuses", "; ".join(problems))
+            return
     client = bridge.autotask(source)
     if client is None or source.autotask is None:
         yield Result(SKIP, "autotask", "no API user configured: alerts carry the callout's data only")

@@ -67,6 +67,7 @@ from .lifecycle import (
     PriorityMap,
     StatusClass,
     StatusClassifier,
+    written_label_problems,
 )
 from .routing import Route, Rules, parse_routes
 from .templates import AlertTemplates, JinjaMapping, JinjaText, TemplateProblem, build
@@ -159,8 +160,15 @@ OPTIONS: tuple[Option, ...] = (
            "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
            check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
-           "How long the audit trail of a rejected ticket (one that has no alert) is kept.",
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept, and its "
+           "activity time, so that an older callout delivered after the refused one is stale.",
            check=Positive(), field="audit_reject_ms", convert=_ms(3_600_000)),
+    Option("CLOCK_SKEW_SECONDS", 300.0, float,
+           "How far ahead of this host's clock a callout's `last_activity_datetime` may be and still "
+           "order callouts. A later one (a wrong clock, a year 2999) is treated as absent, so it cannot "
+           "make every real callout after it stale; it is logged and counted in "
+           "`autotask_ilert_future_timestamps`. See [lifecycle.md](lifecycle.md#order-and-time).",
+           check=Between(1, 86_400), field="clock_skew_ms", convert=_ms(1000)),
     Option("SOURCES", None, "json",
            "Several alert sources: a mapping of source name to that source's options, in lower case. See "
            "[Several alert sources](#several-alert-sources). Its entries hold secrets.", field=None),
@@ -350,11 +358,13 @@ OPTIONS: tuple[Option, ...] = (
            per_source=True, only_with=SYNC, secret=True, check=Secret()),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
-           "ilert. Resolved through the tenant's `Tickets.status` picklist.",
+           "ilert. Resolved through the tenant's `Tickets.status` picklist. Must be of class `IN_PROGRESS` "
+           "or `WAITING` (`STATUS_LABELS`), or `init_app` refuses it.",
            per_source=True, only_with=SYNC),
     Option("RESOLVE_STATUS", "Complete", str,
            "Status label a ticket is set to when its alert is resolved in ilert (unless its last known "
-           "class is `CLOSED`).", per_source=True, only_with=SYNC),
+           "class is `CLOSED`). Must be of class `CLOSED` (`STATUS_LABELS`), or `init_app` refuses it; "
+           "see [sync.md](sync.md#what-it-does).", per_source=True, only_with=SYNC),
     Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge adds. May use the fields "
            "below.",
            per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),
@@ -580,6 +590,7 @@ class Settings:
     autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
     reconcile_interval_seconds: float = 300.0
     entity_cache_ms: int = 3_600_000
+    clock_skew_ms: int = 300_000
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -713,11 +724,15 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     except ValueError as exc:
         raise ConfigurationError(f"{where}: ROUTES {exc}") from None
 
+    sync = _build_sync(where, value, autotask is not None) if value(SYNC) else None
+    if sync is not None:
+        problems = written_label_problems(classify, sync.accept_status, sync.resolve_status)
+        _require(not problems, f"{where}: {'; '.join(problems)}")
     return SourceConfig(
         reconcile_filter=tuple(reconcile_filter),
         templates=templates,
         routes=routes,
-        sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
+        sync=sync,
         name=name,
         callout_tokens=tuple(tokens),
         callout_username=username,

@@ -137,6 +137,12 @@ RECONCILE_CALLS = Counter(
     "Autotask requests the sweeps made (query pages, picklist reads), by alert source.",
     ["source"],
 )
+FUTURE_TIMESTAMPS = Counter(
+    "autotask_ilert_future_timestamps",
+    "Callouts whose last_activity_datetime was more than CLOCK_SKEW_SECONDS ahead of the "
+    "bridge's clock, and so was not used to order them.",
+    ["source"],
+)
 
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _OPERATION = re.compile(r"[^A-Za-z0-9/{}._-]")
@@ -176,6 +182,11 @@ def count_delivery(source: str, target: str, outcome: str, latency_s: float | No
     DELIVERIES.labels(source, target, outcome).inc()
     if latency_s is not None:
         DELIVERY_LATENCY.labels(source, target).observe(max(0.0, latency_s))
+
+
+@_never_raise
+def count_future_timestamp(source: str) -> None:
+    FUTURE_TIMESTAMPS.labels(source).inc()
 
 
 @_never_raise

@@ -337,7 +337,7 @@ class Sweep:
         outcome = store.apply_callout(
             self.source.name, ticket, StatusClass.CLOSED, column,
             {Action.RESOLVE: dumps_event(event)}, callout.last_activity_us,
-            self.bridge.settings.resolved_retention_ms,
+            self.bridge.settings.resolved_retention_ms, clock_skew_ms=self.bridge.settings.clock_skew_ms,
         )
         action = RESOLVE_UNKNOWN if outcome.action == Action.RESOLVE.value else outcome.action
         return Outcome(ticket, callout.status, action, outcome.state)

@@ -8,9 +8,11 @@ never answered 2xx).
 
 Layout (every key under the configured prefix):
 
-``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US", ``a`` audit
-                            trail (8-byte records, audit.py), ``rk`` digest of the integration
-                            key its ALERT went to (routing.py); RESOLVED ones expire
+``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US[|GENERATION]", ``a``
+                            audit trail (8-byte records, audit.py), ``t`` the activity time
+                            of a refused first callout, ``m`` the alert's short summary,
+                            ``rk`` digest of the integration key its ALERT went to
+                            (routing.py); RESOLVED ones expire, and so do refused ones
 ``entity:<digest>:<Entity>:<id>`` an Autotask company, contact or resource a template
                             names, and when it was read (JSON; item null for none);
                             kept for ENTITY_CACHE_SECONDS
@@ -40,13 +42,16 @@ from typing import Any
 
 import redis
 
+from .alerts import alert_key
 from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
 from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
-_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay",
-            "route")
+_SCRIPTS = (
+    "callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay", "summary",
+    "route",
+)
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
 _WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
 
@@ -134,16 +139,25 @@ class TicketMapping:
     status_class: StatusClass
     last_activity_us: int | None
     ttl_ms: int | None = None
+    #: Which alert of the ticket is the current one: 1 for the first, one more for each
+    #: alert a reopen created (callout.lua counts them); its key is ``alerts.alert_key``'s.
+    generation: int = 1
 
     def encode(self) -> str:
-        """The stored form (callout.lua writes the same): "STATE|CLASS|LAST_ACTIVITY_US"."""
+        """The stored form (callout.lua writes the same): "STATE|CLASS|LAST_ACTIVITY_US[|GEN]".
+
+        The generation is written only from the second alert on, so a record of a
+        ticket that was never reopened reads the same as before generations existed.
+        """
         last = "" if self.last_activity_us is None else str(self.last_activity_us)
-        return f"{self.state.value}|{self.status_class.value}|{last}"
+        gen = f"|{self.generation}" if self.generation > 1 else ""
+        return f"{self.state.value}|{self.status_class.value}|{last}{gen}"
 
     @classmethod
     def decode(cls, raw: str, ttl_ms: int | None = None) -> TicketMapping:
-        state, status_class, last = raw.split("|", 2)
-        return cls(State(state), StatusClass(status_class), int(last) if last else None, ttl_ms)
+        state, status_class, last, *gen = raw.split("|", 3)
+        return cls(State(state), StatusClass(status_class), int(last) if last else None, ttl_ms,
+                   int(gen[0]) if gen else 1)
 
 
 @dataclass(frozen=True)
@@ -235,12 +249,21 @@ class Store:
         events: Mapping[Action, str],
         last_activity_us: int | None,
         retention_ms: int,
+        clock_skew_ms: int | None = None,
     ) -> CalloutOutcome:
-        """Evaluate the column against the stored state and queue its event: one round trip."""
+        """Evaluate the column against the stored state and queue its event: one round trip.
+
+        ``clock_skew_ms``: an activity time (given, or stored by an earlier callout)
+        more than this far ahead of now orders nothing, as if absent (None: no limit).
+        Each queued event gets the ``alert_key`` of the alert it is about; callout.lua
+        knows the ticket's generation, which Python cannot know before the call.
+        """
+        now_ms = self.now_ms()
+        limit = "" if clock_skew_ms is None else (now_ms + clock_skew_ms) * 1000
         args: list[str | int | bytes] = [
             status_class.value,
             "" if last_activity_us is None else last_activity_us,
-            self.now_ms(),
+            now_ms,
             retention_ms,
             member(source, ticket),
         ]
@@ -248,9 +271,11 @@ class Store:
             cell = column[state]
             args += [cell.action.value, cell.new_state.value, events.get(cell.action, "")]
         args += [
-            callout_prefix(self.now_ms() // 1000, status_class) if self.audit_entries else "",
+            callout_prefix(now_ms // 1000, status_class) if self.audit_entries else "",
             self.audit_entries,
             self.reject_audit_ms,
+            limit,
+            alert_key(ticket),
         ]
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready,
                 self.keys.wake]
@@ -297,6 +322,19 @@ class Store:
         ]
         with self._guard():
             return bool(self._script("transition")(keys=keys, args=args))
+
+    def keep_summary(self, source: str, ticket: int, summary: str) -> bool:
+        """Keep the summary of the ticket's newest alert for its ACCEPT and RESOLVE (False: no record)."""
+        with self._guard():
+            return bool(self._script("summary")(
+                keys=[self.keys.mapping(source, ticket)], args=[summary]
+            ))
+
+    def summary(self, source: str, ticket: int) -> str | None:
+        """The summary kept by :meth:`keep_summary`, if any."""
+        with self._guard():
+            raw = self.client.hget(self.keys.mapping(source, ticket), "m")
+        return None if raw is None else _text(raw)
 
     def audit(self, source: str, ticket: int) -> list[tuple[int, str]]:
         """The ticket's audit trail, newest first: (unix seconds, what happened)."""

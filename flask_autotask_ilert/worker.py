@@ -28,7 +28,7 @@ import flask_autotask_ilert.metrics as metrics
 import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.signals as signals
 
-from .alerts import TicketFacts, build_event
+from .alerts import TicketFacts, alert_key, build_event, kept_summary
 from .autotask import AutotaskClient, AutotaskError
 from .content import Alert, compose, ticket_labels
 from .entities import EntityReader
@@ -225,14 +225,17 @@ class Worker:
         body = event.get("body")
         key: str | None = None
         if body is None:
+            ticket = int(event["ticket"])
             if event["action"] == Action.CREATE.value:
                 found = self._ticket_facts(source, event)
                 if isinstance(found, str):
                     return self._retry(claim, event, found, None)
                 alert = self._compose(source, event, found)
                 body, key = alert.body, alert.integration_key
-            else:
-                body = build_event(event, source.priority, TicketFacts())
+                self.store.keep_summary(source.name, ticket, kept_summary(body["summary"]))
+            else:  # ilert requires a summary on every event: the alert's own, kept when built
+                body = build_event(event, source.priority, TicketFacts(),
+                                   self.store.summary(source.name, ticket))
             event["body"] = body
         if key is None:
             key = self._routed_key(source, event)
@@ -268,14 +271,20 @@ class Worker:
         updater, client = self.bridge.ticket_updater(source)
         if client is not None:
             self._wait_for_budget(client)
+        ticket = int(event["ticket"])
         status_pending = bool(event.get("status_label")) and STATUS_STEP not in event.get("done", [])
-        if status_pending and client is None:
-            # A host app's TICKET_UPDATER: the last class a callout reported decides.
-            mapping = self.store.mapping(source.name, int(event["ticket"]))
-            if mapping is None or not status_change_still_wanted(
-                SyncAction(event["action"]), mapping.status_class
-            ):
-                event["status_label"] = None  # the ticket moved on meanwhile; only the note
+        if status_pending:
+            mapping = self.store.mapping(source.name, ticket)
+            # A reopen gave the ticket a newer alert: this write is about an older one, only the note.
+            superseded = mapping is not None and (
+                event.get("alert_key", alert_key(ticket)) != alert_key(ticket, mapping.generation))
+            # A host app's TICKET_UPDATER: the last class a callout reported decides (with the
+            # Autotask writer, the ticket's current status read below does).
+            moved_on = client is None and (mapping is None or not status_change_still_wanted(
+                SyncAction(event["action"]), mapping.status_class))
+            if superseded or moved_on:
+                event["status_label"] = None
+                status_pending = False
 
         def checkpoint(step: str) -> None:
             event["done"] = [*event.get("done", []), step]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -35,8 +36,9 @@ def utc(text: str) -> datetime:
 
 def sent_to(tenant: Tenant, ticket: int) -> list[tuple[str, str]]:
     """(event type, integration key) of each event ilert accepted for the ticket, in order."""
+    ours = re.compile(rf"autotask-{ticket}(-\d+)?")  # the ticket's first alert, or a reopen's
     return [(e.body["eventType"], e.body["integrationKey"]) for e in tenant.ilert.events()
-            if e.body.get("alertKey") == f"autotask-{ticket}" and e.accepted]
+            if ours.fullmatch(str(e.body.get("alertKey"))) and e.accepted]
 
 
 # -- hours, with literal instants ---------------------------------------------------------------
