@@ -22,10 +22,13 @@ import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.reports as reports
 
 from .bridge import Bridge, get_bridge
+from .checks import FAIL, Result, check_app, check_autotask, check_content, check_ilert, summary
 from .config import SourceConfig
 from .content import explain as explain_route
 from .errors import AutotaskIlertError, StoreUnavailable
 from .http import redact
+from .metrics import serve
+from .worker import Worker
 
 
 class _OneLineErrors(click.Group):
@@ -65,13 +68,9 @@ def worker_command(
     the work through Redis, and per-ticket order holds. A running worker writes
     a heartbeat to Redis every few seconds, which readyz checks.
     """
-    from .worker import Worker
-
     bridge = get_bridge()
     worker = Worker(bridge, threads=threads)
     if metrics_port is not None:
-        from .metrics import serve
-
         serve(bridge, metrics_port, metrics_addr)
         click.echo(f"worker: metrics on http://{metrics_addr}:{metrics_port}/metrics", err=True)
     if burst:
@@ -172,8 +171,6 @@ def check_command(source: str | None) -> None:
     templates are rendered with a sample ticket, and each ROUTES rule's labels
     and key are checked the same way. Exits 1 if any check fails.
     """
-    from .checks import FAIL, Result, check_app, check_autotask, check_content, check_ilert, summary
-
     bridge = get_bridge()
     results: list[Result] = []
 
