@@ -155,6 +155,8 @@ def bridge_args(command: str) -> list[str] | None:
         words = shlex.split(command, comments=True)
     except ValueError:
         return None
+    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+        words = words[1:]  # VAR=value before the command
     if not words or words[0] != "flask":
         return None
     words = words[1:]
@@ -390,9 +392,9 @@ def setup_check(scene: Scene) -> None:
 def setup_ticket_retrying(scene: Scene) -> None:
     """Ticket 7865: its alert create failed four times (ilert answers 503) and is waiting for
     the next try; the ticket went to Waiting Customer meanwhile, so an accept waits behind it."""
-    scene.config["RETRY_BASE_SECONDS"] = "30"
+    scene.config["RETRY_BASE_SECONDS"] = "30"  # the fourth failure's next try is 15 s away or more
     now = time.time()
-    clock = Clock(now - 200)
+    clock = Clock(now - 1000)  # tries 1 to 3 wait 210 s at most: all of it is in the past
     app = scene.app(clock)
     store = get_bridge(app).store
     with _ilert_answers(503, {"message": "unavailable"}):
@@ -519,6 +521,8 @@ def run(command: str, output: list[str], scene: Scene) -> str | None:
         result = CliRunner().invoke(flask_cli, ["autotask-ilert", *args],
                                     env={"FLASK_APP": "examples.msp_portal"},
                                     input=_answers(output))
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a crash: its traceback says more than any difference
         return result.output
     words = shlex.split(command, comments=True)
     served = tuple(scene.replace.values())
@@ -550,19 +554,106 @@ def test_commands_with_output_are_in_console_blocks() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def shell_commands(block: Block) -> Iterator[tuple[int, str]]:
+    """(line number, command) of a shell block, a command continued with ``\\`` joined up."""
+    pending, first = "", 0
+    for n, line in enumerate(block.lines, block.line + 1):
+        if not pending:
+            first = n
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        yield first, pending.strip()
+        pending = ""
+    if pending:
+        yield first, pending.strip()
+
+
+def parse_error(args: list[str]) -> str | None:
+    """Why click would refuse ``flask autotask-ilert ARGS`` before running it, None if it would not.
+
+    Subcommands of a group (``webhook install``) are followed down; the command's own
+    parser then checks its options and arguments, as click does before calling it.
+    """
+    command: click.Command = cli_group
+    path = ["autotask-ilert"]
+    words = list(args)
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        sub = command.commands.get(words[0])
+        if sub is None:
+            return (f"no command {' '.join([*path[1:], words[0]])!r}; there are "
+                    f"{', '.join(sorted(command.commands))}")
+        path.append(words.pop(0))
+        command = sub
+    try:
+        command.make_context(" ".join(path), words)
+    except click.exceptions.Exit:
+        return None  # --help
+    except click.ClickException as exc:
+        return exc.format_message()
+    return None
+
+
 @pytest.mark.parametrize("block", SHELL, ids=[b.where for b in SHELL])
 def test_shell_commands_name_real_commands_and_options(block: Block) -> None:
-    for n, line in enumerate(block.lines, block.line + 1):
-        args = bridge_args(line.strip())
-        if args is None:
-            continue
-        where = f"{block.page.relative_to(ROOT)}:{n}"
-        if not args or args[0].startswith("-") or args[0] == "COMMAND":
-            continue  # the group itself (`--help`), or the synopsis `COMMAND [OPTIONS]`
-        command = cli_group.commands.get(args[0])
-        assert command is not None, (
-            f"{where}: no command {args[0]!r}; there are {', '.join(sorted(cli_group.commands))}")
-        try:
-            command.make_context(args[0], args[1:])
-        except click.ClickException as exc:
-            pytest.fail(f"{where}: `{line.strip()}`: {exc.format_message()}")
+    for n, line in shell_commands(block):
+        args = bridge_args(line)
+        if args is None or "COMMAND" in args:
+            continue  # not the bridge's CLI, or the synopsis `COMMAND [OPTIONS]`
+        problem = parse_error(args)
+        assert problem is None, f"{block.page.relative_to(ROOT)}:{n}: `{line}`: {problem}"
+
+
+# -- the checker itself: it must catch what drifted --------------------------------------------------
+
+
+def test_placeholders_match_their_kind_only() -> None:
+    assert text_difference(["queued <time> (<duration> ago), <n> failed"],
+                           ["queued 2026-05-04 09:12:40 UTC (3 min ago), 4 failed"]) is None
+    assert text_difference(["at <time>"], ["at 2026-11-30T10:10:27.088962+00:00"]) is None
+    assert text_difference(["next try in <duration>"], ["next try in soon"]) is not None
+    assert text_difference(["<n> failed"], ["four failed"]) is not None
+    assert text_difference(["a <ticket> b"], ["a <ticket> b"]) is None  # not a placeholder
+    assert text_difference(["a <ticket> b"], ["a 7 b"]) is not None
+
+
+def test_an_ellipsis_line_stands_for_any_lines_and_nothing_else() -> None:
+    assert text_difference(["first", "...", "last"], ["first", "a", "b", "last"]) is None
+    assert text_difference(["first", "...", "last"], ["first", "last"]) is None
+    difference = text_difference(["first", "...", "last"], ["first", "a", "end"])
+    assert difference is not None and "'last'" in difference
+    assert text_difference(["one"], ["one", "two"]) is not None  # more output than documented
+    assert text_difference(["one", "two"], ["one"]) is not None
+
+
+def test_a_progress_bar_is_what_a_terminal_shows() -> None:
+    assert text_difference(["Replaying 3 dead letter(s)  [#####]  100%"],
+                           ["Replaying 3 dead letter(s)"]) is None
+    assert text_difference(["Replaying 3 dead letter(s)  [#####]  100%"],
+                           ["Replaying 2 dead letter(s)"]) is not None
+
+
+def test_json_is_compared_by_structure() -> None:
+    documented = ['{"tickets": 2,', ' "age_s": <n>, "oldest": [{"ticket": 7865}]}']
+    actual = '{"tickets": 2, "age_s": 191.4, "oldest": [{"ticket": 7865}]}'
+    assert output_difference(documented, actual) is None
+    missing = output_difference(documented, '{"tickets": 2, "age_s": 1, "oldest": [], "workers": 0}')
+    assert missing is not None and "keys" in missing
+    wrong = output_difference(documented, '{"tickets": 3, "age_s": 1, "oldest": [{"ticket": 7865}]}')
+    assert wrong == "$.tickets: documented 2, actual 3"
+    assert output_difference(documented, '{"tickets": 2, "age_s": null, "oldest": [{"ticket": 7865}]}')
+    assert output_difference(['{"n": 1}'], "n=1") is not None
+
+
+def test_shell_lines_are_checked_against_click() -> None:
+    line = "flask --app yourapp autotask-ilert queue --limit 1  # note"
+    assert bridge_args(line) == ["queue", "--limit", "1"]
+    assert bridge_args('FLASK_APP=x flask --app "a:b()" autotask-ilert check') == ["check"]
+    assert bridge_args("gunicorn -w 2 app") is None
+    assert parse_error(["queue", "--limit", "1"]) is None
+    assert parse_error(["status", "7865", "--json"]) is None
+    assert parse_error(["worker", "--help"]) is None
+    assert "no command 'nosuch'" in (parse_error(["nosuch"]) or "")
+    assert "--since" in (parse_error(["queue", "--since", "1"]) or "")
+    assert parse_error(["status"]) is not None  # TICKET is required
