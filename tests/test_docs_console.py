@@ -8,7 +8,8 @@ The convention (CONTRIBUTING.md, "Console examples in the docs"):
   against the example portal (``examples.msp_portal`` loaded through
   ``FLASK_APP``, whatever ``--app`` the page names) with a real Redis under a
   key prefix of its own, and its output (stdout and stderr, as a terminal shows
-  them) must match the documented lines. JSON output is compared structurally.
+  them) must match the documented lines. JSON output is compared structurally:
+  the same keys (in any order), list lengths and values.
 - Values that vary are written as placeholders, each matching its kind of text
   on that line: ``<n>`` a number, ``<time>`` a timestamp as the commands print
   them, ``<duration>`` a duration such as ``24 s`` or ``3 min``, ``<id>`` an
@@ -18,8 +19,9 @@ The convention (CONTRIBUTING.md, "Console examples in the docs"):
   before comparing, since the commands here do not run on a terminal.
 - The state a block needs (a ticket being retried, dead letters, simulators
   for ilert and Autotask, a served app) is prepared by the setup named in an
-  HTML comment on the line before the fence: ``<!-- console: setup=NAME -->``
-  (the names are the keys of ``SETUPS`` below). ``https://portal.example.com``
+  HTML comment on the line before the fence: ``<!-- console: setup=NAME -->``,
+  or ``setup=A,B`` for several in that order (the names are the keys of
+  ``SETUPS`` below). ``https://portal.example.com``
   in a block with ``setup=serve`` stands for the app the test serves.
 - A plain ``curl URL`` (a GET, no options) in a block with ``setup=serve`` is
   run too, against the served example portal.
@@ -88,9 +90,10 @@ class Block:
         return f"{self.page.relative_to(ROOT)}:{self.line}"
 
     @property
-    def setup(self) -> str | None:
+    def setup(self) -> list[str] | None:
+        """The setups named by ``setup=a,b``, run in that order."""
         if self.marker and self.marker.startswith("setup="):
-            return self.marker.removeprefix("setup=").strip()
+            return [name.strip() for name in self.marker.removeprefix("setup=").split(",")]
         return None
 
     @property
@@ -239,8 +242,25 @@ def text_difference(documented: list[str], actual: list[str]) -> str | None:
 
 
 def _json_with_placeholders(text: str) -> Any:
-    quoted = _TOKEN.sub(lambda m: json.dumps(_SENTINEL + m.group(1)), text)
-    return json.loads(quoted)
+    """The documented JSON, parsed: a placeholder standing for a whole value becomes a
+    sentinel string; one inside a string stays there (the string is then a pattern)."""
+    out, i, in_string = [], 0, False
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            out.append(text[i:i + 2] if char == "\\" else char)
+            i += 2 if char == "\\" else 1
+            in_string = char != '"'
+            continue
+        token = _TOKEN.match(text, i)
+        if token:
+            out.append(json.dumps(_SENTINEL + token.group(1)))
+            i = token.end()
+            continue
+        out.append(char)
+        in_string = char == '"'
+        i += 1
+    return json.loads("".join(out))
 
 
 def json_difference(documented: Any, actual: Any, path: str = "$") -> str | None:
@@ -250,9 +270,14 @@ def json_difference(documented: Any, actual: Any, path: str = "$") -> str | None
         if actual is None or not re.fullmatch(PLACEHOLDERS[kind], str(actual)):
             return f"{path}: documented <{kind}>, actual {json.dumps(actual)}"
         return None
+    if isinstance(documented, str) and _TOKEN.search(documented) and isinstance(actual, str):
+        if line_pattern(documented).fullmatch(actual) is None:
+            return f"{path}: documented {json.dumps(documented)}, actual {json.dumps(actual)}"
+        return None
     if isinstance(documented, dict) and isinstance(actual, dict):
-        if list(documented) != list(actual):
-            return f"{path}: documented keys {list(documented)}, actual keys {list(actual)}"
+        missing, extra = sorted(set(documented) - set(actual)), sorted(set(actual) - set(documented))
+        if missing or extra:
+            return f"{path}: keys documented but missing {missing}, printed but undocumented {extra}"
         for key in documented:
             found = json_difference(documented[key], actual[key], f"{path}.{key}")
             if found:
@@ -452,7 +477,19 @@ def setup_serve(scene: Scene) -> None:
     scene.replace[PORTAL] = server.url
 
 
+def setup_not_ready(scene: Scene) -> None:
+    """No worker for 94 s, and 17 tickets waiting, the oldest for 412 s."""
+    now = time.time()
+    clock = Clock(now - 412)
+    app = scene.app(clock)
+    for ticket in range(7801, 7818):
+        assert _post(app, ticket, "New") == 202
+    clock.now = now - 94.2
+    get_bridge(app).store.heartbeat("portal-1:4211:0", 3_600_000)
+
+
 SETUPS: dict[str, Callable[[Scene], None]] = {
+    "not-ready": setup_not_ready,
     "redis-down": setup_redis_down,
     "no-source": setup_no_source,
     "check": setup_check,
@@ -488,12 +525,11 @@ def _answers(output: list[str]) -> str | None:
 
 @pytest.mark.parametrize("block", RUN, ids=[b.where for b in RUN])
 def test_console_example_matches_the_example_app(block: Block, scene: Scene) -> None:
-    assert block.setup is None or block.setup in SETUPS, (
-        f"{block.where}: unknown setup {block.setup!r}; known: {', '.join(SETUPS)}")
     assert block.marker is None or block.setup is not None, (
         f"{block.where}: unknown console marker {block.marker!r}")
-    if block.setup:
-        SETUPS[block.setup](scene)
+    for name in block.setup or []:
+        assert name in SETUPS, f"{block.where}: unknown setup {name!r}; known: {', '.join(SETUPS)}"
+        SETUPS[name](scene)
     scene.apply()
     runnable = examples(block)
     assert runnable, f"{block.where}: a console block without a `$ ` command"
@@ -511,7 +547,7 @@ def test_console_example_matches_the_example_app(block: Block, scene: Scene) -> 
         difference = output_difference(output, printed)
         assert difference is None, (
             f"{where}: the output of `{example.command}` differs from the docs "
-            f"(setup={block.setup}):\n{difference}\n--- the command printed:\n{printed}")
+            f"({block.marker or 'no setup'}):\n{difference}\n--- the command printed:\n{printed}")
 
 
 def run(command: str, output: list[str], scene: Scene) -> str | None:
@@ -639,7 +675,13 @@ def test_json_is_compared_by_structure() -> None:
     actual = '{"tickets": 2, "age_s": 191.4, "oldest": [{"ticket": 7865}]}'
     assert output_difference(documented, actual) is None
     missing = output_difference(documented, '{"tickets": 2, "age_s": 1, "oldest": [], "workers": 0}')
-    assert missing is not None and "keys" in missing
+    assert missing is not None and "undocumented ['workers']" in missing
+    assert output_difference(documented, '{"oldest": [{"ticket": 7865}], "age_s": 1, "tickets": 2}') is None
+    in_string = ['{"error": "no heartbeat for <n> s (limit 30 s)", "at": "<time>"}']
+    assert output_difference(in_string, '{"error": "no heartbeat for 94.2 s (limit 30 s)", '
+                                        '"at": "2026-05-04 09:12:40 UTC"}') is None
+    assert output_difference(in_string, '{"error": "no heartbeat for 94.2 s (limit 60 s)", '
+                                        '"at": "2026-05-04 09:12:40 UTC"}') is not None
     wrong = output_difference(documented, '{"tickets": 3, "age_s": 1, "oldest": [{"ticket": 7865}]}')
     assert wrong == "$.tickets: documented 2, actual 3"
     assert output_difference(documented, '{"tickets": 2, "age_s": null, "oldest": [{"ticket": 7865}]}')
