@@ -17,8 +17,8 @@ The convention (CONTRIBUTING.md, "Console examples in the docs"):
   for any number of lines. Any other ``<...>`` is literal text. A progress bar
   ending a line (``[####]  100%``) is what a terminal shows; it is dropped
   before comparing, since the commands here do not run on a terminal.
-- The state a block needs (a ticket being retried, dead letters, simulators
-  for ilert and Autotask, a served app) is prepared by the setup named in an
+- The state a block needs (a ticket being retried, dead letters, ilert and
+  Autotask answers faked at the HTTP level, a served app) is prepared by the setup named in an
   HTML comment on the line before the fence: ``<!-- console: setup=NAME -->``,
   or ``setup=A,B`` for several in that order (the names are the keys of
   ``SETUPS`` below). ``https://portal.example.com``
@@ -349,6 +349,10 @@ class Scene:
         return app
 
     def apply(self) -> None:
+        """The configuration into the environment, where the example portal reads it."""
+        for name in [k for k in os.environ if k.startswith("AUTOTASK_ILERT_")]:
+            if name.removeprefix("AUTOTASK_ILERT_") not in self.config:
+                self.monkeypatch.delenv(name)
         for name, value in self.config.items():
             self.monkeypatch.setenv(f"AUTOTASK_ILERT_{name}", value)
 
@@ -508,8 +512,6 @@ NOT_RUN = [b for b in CONSOLE if b.not_run is not None]
 
 @pytest.fixture
 def scene(monkeypatch: pytest.MonkeyPatch, redis_server: str, redis_prefix: str) -> Iterator[Scene]:
-    for name in [k for k in os.environ if k.startswith("AUTOTASK_ILERT_")]:
-        monkeypatch.delenv(name)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     stack: list[Any] = []
     yield Scene(monkeypatch, redis_server, redis_prefix, stack)
@@ -554,6 +556,8 @@ def run(command: str, output: list[str], scene: Scene) -> str | None:
     """What the command prints, as a terminal shows it; None if the test cannot run it."""
     args = bridge_args(command)
     if args is not None:
+        assert args[:1] != ["worker"] or "--burst" in args or "--help" in args, (
+            "a running worker never ends: show `worker --burst`, or mark the block not-run")
         result = CliRunner().invoke(flask_cli, ["autotask-ilert", *args],
                                     env={"FLASK_APP": "examples.msp_portal"},
                                     input=_answers(output))
