@@ -25,6 +25,7 @@ from .config import SourceConfig
 from .events import QueuedEvent, replayed
 from .http import redact
 from .lifecycle import State
+from .webhook_commands import webhook_group
 
 
 @click.group("autotask-ilert")
@@ -537,3 +538,6 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
                    "the credentials (see the answer above)", err=True)
         raise SystemExit(1)
     click.echo(f"the bridge decided: {answer['action']}")
+
+
+cli_group.add_command(webhook_group)  # webhook install|remove (webhook_commands.py)

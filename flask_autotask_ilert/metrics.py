@@ -83,6 +83,12 @@ WEBHOOKS = Counter(
     "resolve-ticket, nothing, ignored; none when refused) and HTTP code.",
     ["source", "action", "code"],
 )
+AUTOTASK_WEBHOOKS = Counter(
+    "autotask_ilert_autotask_webhooks",
+    "Autotask webhook deliveries answered, by alert source, action (create, accept, resolve, "
+    "nothing, reject, stale, duplicate, ignored, deactivated; none when refused) and HTTP code.",
+    ["source", "action", "code"],
+)
 DELIVERIES = Counter(
     "autotask_ilert_deliveries",
     "Delivery attempts of queued events, by alert source, target (ilert, ticket) and outcome "
@@ -139,6 +145,11 @@ def count_callout(source: str, action: str, code: int) -> None:
 @_never_raise
 def count_webhook(source: str, action: str, code: int) -> None:
     WEBHOOKS.labels(source, action, str(code)).inc()
+
+
+@_never_raise
+def count_autotask_webhook(source: str, action: str, code: int) -> None:
+    AUTOTASK_WEBHOOKS.labels(source, action, str(code)).inc()
 
 
 @_never_raise
