@@ -1027,6 +1027,11 @@ class TicketWebhooks:
                 for i, w in self._webhooks.items()
             ]
 
+    def secret_of(self, webhook_id: int) -> str:
+        """The webhook's secret key (kept out of every listing)."""
+        with self._lock:
+            return str(self._webhooks[webhook_id]["secretKey"])
+
     def configure(self, data: Mapping[str, Any]) -> None:
         numbers = ("retry_delay", "timeout")
         counts = ("max_attempts", "disable_after", "acting_resource_id")
