@@ -30,28 +30,35 @@ from typing import Any
 HEADER = "X-Hook-Signature"
 SCHEME = "sha1"
 
-#: What .NET's default JavaScriptEncoder writes as an escape inside a JSON string.
-_NET_ESCAPED = re.compile(r"[^\x20-\x7e]|[&<>'\"+`\\]")
-_SHORT = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}
+#: What .NET's default JavaScriptEncoder escapes among ASCII characters, and how: a table for
+#: str.translate, so a long string costs one pass in C rather than a call per character.
+_ASCII_ESCAPES: dict[int, str] = {
+    **{code: f"\\u{code:04X}" for code in (*range(0x20), 0x7F, *map(ord, "&<>'\"+`"))},
+    **{ord(char): text for char, text in
+       {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}.items()},
+}
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 #: A JSON string literal (the body is valid JSON when this is used, so it matches in linear time).
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    short = _SHORT.get(char)
-    if short is not None:
-        return short
-    code = ord(char)
-    if code > 0xFFFF:  # outside the BMP: two UTF-16 units, as .NET strings hold it
-        code -= 0x10000
-        return f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}"
-    return f"\\u{code:04X}"
+def _utf16_units(match: re.Match[str]) -> str:
+    """A run of non-ASCII characters as .NET writes it: each UTF-16 unit as upper-case ``\\uXXXX``."""
+    hexed = match.group().encode("utf-16-be", "surrogatepass").hex().upper()
+    return "".join(f"\\u{hexed[i:i + 4]}" for i in range(0, len(hexed), 4))
 
 
 def net_string(text: str) -> str:
     """A JSON string literal as .NET's default encoder writes it."""
-    return '"' + _NET_ESCAPED.sub(_escape, text) + '"'
+    escaped = text.translate(_ASCII_ESCAPES)
+    if not escaped.isascii():
+        escaped = _NON_ASCII_RUN.sub(_utf16_units, escaped)
+    return '"' + escaped + '"'
+
+
+def _literal(match: re.Match[str]) -> str:
+    literal = match.group()
+    return net_string(json.loads(literal) if "\\" in literal else literal[1:-1])
 
 
 def net_json(value: Any) -> str:
@@ -70,7 +77,7 @@ def net_escape_text(text: str) -> str:
 
     ``text`` must be valid JSON (the caller has parsed it).
     """
-    return _STRING_LITERAL.sub(lambda m: net_string(json.loads(m.group())), text)
+    return _STRING_LITERAL.sub(_literal, text)
 
 
 def sign(secret: str, text: bytes) -> str:

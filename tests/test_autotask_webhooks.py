@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flask_autotask_ilert.errors import ConfigurationError
 from flask_autotask_ilert.schemas import load_autotask_webhook
@@ -395,3 +398,68 @@ def test_the_schema_keeps_what_it_reads() -> None:
     hook = load_autotask_webhook(delivery(7865, "8"))
     assert hook.status_value == 8 and hook.ticket_number == "T20261130.0001"
     assert hook.person_id == 30691780 and hook.sequence == 1 and hook.event_time is not None
+
+
+# -- hostile input ---------------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(["Action", "Guid", "Id", "SequenceNumber", "Fields", "EventTime", "PersonID",
+                         "EntityType", "action", "FIELDS"])
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**60) | st.text(max_size=12)
+    | st.sampled_from(["Update", "Create", "Delete", "Deactivated", "g-1"]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["status", "Status", "ticketNumber", "x"]), children, max_size=3),
+    max_leaves=8,
+)
+
+
+def test_any_signed_body_gets_a_documented_answer_never_a_5xx(make_app: AppFactory, tenant: Tenant) -> None:
+    app = bridge(make_app, tenant)
+    seen: set[int] = set()
+
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(_KEYS, _VALUES, max_size=9))
+    def check(body: dict[str, Any]) -> None:
+        answer = signed_post(app, body)
+        assert answer.status_code in (200, 202, 400), (body, answer.json)
+        seen.add(answer.status_code)
+        if answer.status_code == 400:
+            assert answer.json["code"] == "invalid_payload" and answer.json["errors"]
+
+    check()
+    assert {200, 400} <= seen
+
+
+def test_bodies_at_the_limit_are_answered_in_linear_time(
+    make_app: AppFactory, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Worst cases for the escaping at MAX_BODY_BYTES and half of it (figures printed, not asserted)."""
+    app = bridge(make_app, tenant)
+    limit = app.extensions["autotask_ilert"].settings.max_body_bytes
+
+    def shapes(size: int) -> dict[str, bytes]:
+        head = '{"Action":"Update","Guid":"g","Id":5,"SequenceNumber":1,"x":'
+        room = size - len(head) - 3
+        return {
+            "escapes in one string": (head + '"' + '\\"' * (room // 2) + '"}').encode(),
+            "many short strings": (head + "[" + ",".join(['"<"'] * (room // 4)) + "]}").encode(),
+            "non-ASCII": (head + '"' + "😀" * (room // 4) + '"}').encode(),
+            "quotes, not JSON": b'"' * size,
+        }
+
+    figures = []
+    for size in (limit // 2, limit):
+        for name, body in shapes(size).items():
+            assert len(body) <= limit
+            started = time.perf_counter()
+            wrong = app.test_client().post(HOOK, data=body, content_type="application/json",
+                                           headers={"X-Hook-Signature": hook_signature("wrong" * 4, body)})
+            right = app.test_client().post(HOOK, data=body, content_type="application/json",
+                                           headers={"X-Hook-Signature": hook_signature(SECRET, body)})
+            figures.append(f"{name} {len(body)} B: {(time.perf_counter() - started) * 500:.1f} ms/request")
+            assert wrong.status_code == 401
+            # Signed: a delivery without a status is ignored; text that is not JSON is a 400.
+            assert right.status_code == (400 if name == "quotes, not JSON" else 200), name
+    assert [k for k in keys(app) if not k.endswith(":stats")] == []  # counted as ignored, no more
+    with capsys.disabled():
+        print("\nAutotask webhook, hostile bodies:", "; ".join(figures))
