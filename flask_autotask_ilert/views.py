@@ -3,7 +3,8 @@
 A callout goes: token -> alert source (404 if none), Basic credentials if the
 source wants them (401), size (413), content type (415), body -> schema (400),
 then ``callouts.handle_callout`` records it in one Redis round trip and the
-answer goes back at once. Nothing here calls ilert or Autotask.
+answer goes back at once. Nothing here calls ilert or Autotask, except that an
+Autotask webhook's status id needs the tenant's picklist (cached by the client).
 """
 
 from __future__ import annotations
