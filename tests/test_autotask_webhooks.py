@@ -22,7 +22,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_autotask_ilert.errors import ConfigurationError
+from flask_autotask_ilert.errors import ConfigurationError, StoreUnavailable
 from flask_autotask_ilert.schemas import load_autotask_webhook
 from flask_autotask_ilert.testing.autotask_sim import (
     DEFAULT_CODE,
@@ -463,3 +463,40 @@ def test_bodies_at_the_limit_are_answered_in_linear_time(
     assert [k for k in keys(app) if not k.endswith(":stats")] == []  # counted as ignored, no more
     with capsys.disabled():
         print("\nAutotask webhook, hostile bodies:", "; ".join(figures))
+
+
+# -- failures that Autotask's retry must be able to repair -------------------------------------------
+
+
+def test_autotask_unreachable_for_the_picklist_is_a_503_and_the_retry_counts(
+    make_app: AppFactory, tenant: Tenant
+) -> None:
+    app = bridge(make_app, tenant)
+    tenant.server.stop()
+    try:
+        down = signed_post(app, delivery(90, 1))
+    finally:
+        tenant.server.start()
+    assert down.status_code == 503 and down.headers["Retry-After"]
+    assert down.json["code"] == "autotask_unavailable" and keys(app) == []
+    again = signed_post(app, delivery(90, 1))  # Autotask delivers the same event again
+    assert again.status_code == 202 and again.json["action"] == "create"
+
+
+def test_a_delivery_redis_failed_to_record_is_taken_when_it_comes_again(
+    make_app: AppFactory, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = bridge(make_app, tenant)
+    store = app.extensions["autotask_ilert"].store
+    real = store.apply_callout
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, "apply_callout", real)
+        raise StoreUnavailable("ConnectionError: gone for a moment")
+
+    monkeypatch.setattr(store, "apply_callout", fails_once)
+    failed = signed_post(app, delivery(91, 1))
+    assert failed.status_code == 503 and failed.headers["Retry-After"]
+    assert record(app, 91) is None
+    again = signed_post(app, delivery(91, 1))
+    assert again.status_code == 202 and again.json["action"] == "create"
