@@ -310,7 +310,7 @@ def autotask_webhook(token: str) -> tuple[Response, int]:
         hook = load_autotask_webhook(body)
     except ValidationError as exc:
         raise InvalidPayload("The webhook delivery is not valid.", _messages(exc)) from None
-    _note(ticket=hook.ticket_id, event=hook.action, sequence=hook.sequence, person=hook.person_id)
+    _note(ticket=hook.ticket_id, hook_action=hook.action, sequence=hook.sequence, person=hook.person_id)
     client = bridge.autotask(source)
     assert client is not None  # validated at init_app: webhooks need the Autotask credentials
     try:

@@ -500,3 +500,20 @@ def test_a_delivery_redis_failed_to_record_is_taken_when_it_comes_again(
     assert record(app, 91) is None
     again = signed_post(app, delivery(91, 1))
     assert again.status_code == 202 and again.json["action"] == "create"
+
+
+def test_one_log_line_and_one_count_per_delivery(
+    make_app: AppFactory, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    app = bridge(make_app, tenant, log_format="json")
+    labels = {"source": "default", "action": "create", "code": "202"}
+    before = REGISTRY.get_sample_value("autotask_ilert_autotask_webhooks_total", labels) or 0.0
+    with caplog.at_level(logging.INFO, logger="flask_autotask_ilert"):
+        assert signed_post(app, delivery(95, 1)).status_code == 202
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
+    (line,) = [item for item in lines if item["event"] == "autotask_webhook"]
+    assert line["ticket"] == 95 and line["hook_action"] == "Update" and line["person"] == 30691780
+    assert line["status"] == "New" and line["action"] == "create" and line["outcome"] == 202
+    assert REGISTRY.get_sample_value("autotask_ilert_autotask_webhooks_total", labels) == before + 1
