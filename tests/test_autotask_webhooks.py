@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -517,3 +517,35 @@ def test_one_log_line_and_one_count_per_delivery(
     assert line["ticket"] == 95 and line["hook_action"] == "Update" and line["person"] == 30691780
     assert line["status"] == "New" and line["action"] == "create" and line["outcome"] == 202
     assert REGISTRY.get_sample_value("autotask_ilert_autotask_webhooks_total", labels) == before + 1
+
+
+# -- the simulator's deliveries -----------------------------------------------------------------------
+
+
+def test_the_simulator_retries_a_failed_delivery_and_keeps_trigger_order(tenant: Tenant) -> None:
+    received: list[tuple[int, str | None]] = []
+    receiver = Flask("receiver")
+
+    @receiver.post("/hook")
+    def hook() -> tuple[str, int]:
+        sequence = int(request.get_json()["SequenceNumber"])
+        received.append((sequence, request.headers.get("X-Hook-Signature")))
+        return "", 503 if len(received) == 1 else 200  # the first attempt fails
+
+    server = ServerThread(receiver).start()
+    try:
+        install(tenant, f"{server.url}/hook")
+        tenant.state.webhooks.configure({"max_attempts": 3})
+        ticket = tenant.state.add_ticket("Backup failed", status_label="New")
+        tenant.state.set_status(ticket["id"], "In Progress")
+        first, second = last(tenant, 2)
+    finally:
+        server.stop()
+    assert first.attempts == [503, 200] and second.attempts == [200]
+    # The retry is the same delivery (same signature), and the later event waited for it.
+    assert [s for s, _ in received] == [1, 1, 2]
+    assert received[0][1] == received[1][1] == first.signature
+    payload = json.loads(second.body)
+    assert payload["Action"] == "Update" and payload["Fields"]["status"] == 8
+    assert payload["PersonID"] == tenant.state.webhooks.acting_resource_id
+    assert payload["EventTime"] == tenant.state.ticket(ticket["id"])["lastActivityDate"]
