@@ -535,6 +535,7 @@ class Bench:
             "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": "bench-memory-key",
             "AUTOTASK_ILERT_ILERT_API_URL": "http://127.0.0.1:9",
             "AUTOTASK_ILERT_ILERT_RATE_LIMIT": 0,
+            "AUTOTASK_ILERT_RATE_LIMIT": "off",
         }
         if audit_entries is not None:
             config["AUTOTASK_ILERT_AUDIT_ENTRIES"] = audit_entries

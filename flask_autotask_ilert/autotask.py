@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from flask_autotask_ilert.http import (
     secret_digest,
 )
 from flask_autotask_ilert.lifecycle import fold
+from flask_autotask_ilert.trusted_hosts import DEFAULT_ALLOWED_HOSTS, normalise_suffixes, url_problem
 
 __all__ = ["AutotaskClient", "AutotaskError", "Zone"]
 
@@ -140,6 +141,7 @@ class AutotaskClient:
         picklist_ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         observer: Callable[[str, str, int | None], None] | None = None,
+        allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
     ) -> None:
         self._username = username
         self._secret = secret
@@ -154,6 +156,9 @@ class AutotaskClient:
         self._clock = clock
         #: Told (method, url, HTTP status or None) after every request: the metrics' hook.
         self._observer = observer
+        #: Where the credentials may go (trusted_hosts.py); the last API URL found to qualify.
+        self._allowed_hosts = normalise_suffixes(allowed_hosts)
+        self._trusted_api: str | None = None
 
         self._fixed_zone: Zone | None = None
         if api_url:
@@ -231,9 +236,24 @@ class AutotaskClient:
             web = self._web_url_override
         elif not isinstance(web, str) or not web:
             web = derive_web_url(api)
+        else:
+            self._refuse_untrusted(what, "webUrl", web)  # it becomes the alerts' ticket links
+        self._refuse_untrusted(what, "url", api)
         zone = Zone(api, web.rstrip("/"))
         logger.info("Autotask zone discovered: %s", zone.api_url)
         return zone
+
+    def _refuse_untrusted(self, what: str, name: str, url: str) -> None:
+        """A zone that names a host outside AUTOTASK_ALLOWED_HOSTS is refused, not retried:
+        the same lookup would answer the same, and the credentials must not follow it."""
+        problem = url_problem(url, self._allowed_hosts)
+        if problem is not None:
+            allowed = ", ".join(self._allowed_hosts) or "none"
+            raise AutotaskError(
+                f"{what}: refused the zone's {name}: {problem} (AUTOTASK_ALLOWED_HOSTS: {allowed}); "
+                "no credentials were sent there",
+                retryable=False,
+            )
 
     # --------------------------------------------------------------- tickets
 
@@ -462,15 +482,24 @@ class AutotaskClient:
         A 401 can mean the tenant moved to another zone: rediscover once and
         repeat once. A second 401 is a credential problem no retry will fix.
         """
-        zone = self.zone()
+        zone = self._trusted_zone(what)
         response = self._send(method, zone.api_url + path, what, json=json)
         if response.status_code == 401 and self._forget_zone(zone):
             logger.info("Autotask answered 401; rediscovering the zone once")
-            zone = self.zone()
+            zone = self._trusted_zone(what)
             response = self._send(method, zone.api_url + path, what, json=json)
         if not 200 <= response.status_code < 300:
             self._raise_for_status(response, what)
         return response
+
+    def _trusted_zone(self, what: str) -> Zone:
+        """The zone, once more checked against AUTOTASK_ALLOWED_HOSTS right before the
+        credentials go out, whichever way its URL was set."""
+        zone = self.zone()
+        if zone.api_url != self._trusted_api:
+            self._refuse_untrusted(what, "API url", zone.api_url)
+            self._trusted_api = zone.api_url
+        return zone
 
     def _send(
         self,

@@ -120,6 +120,7 @@ class Bridge:
                     session=make_session(self.settings.worker_threads * 2),
                     timeout=self.settings.http_timeout,
                     observer=autotask_observer(source.name),
+                    allowed_hosts=self.settings.autotask_allowed_hosts,
                 )
                 self._autotask[source.name] = client
             return client

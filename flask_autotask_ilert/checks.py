@@ -35,6 +35,17 @@ PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 CHECK_ALERT_KEY = "autotask-ilert-check-"
 
 
+def summary(results: list[Result]) -> tuple[bool, str]:
+    """Whether any check failed, and the closing line that says how many passed or failed."""
+    counts = {status: sum(1 for r in results if r.status == status) for status in (PASS, WARN, SKIP, FAIL)}
+    notes = ", ".join(f"{n} {word}" for n, word in ((counts[WARN], "warning(s)"),
+                                                     (counts[SKIP], "skipped")) if n)
+    tail = f"; {notes}" if notes else ""
+    if counts[FAIL]:
+        return True, f"FAIL: {counts[FAIL]} of {len(results)} checks failed{tail}"
+    return False, f"PASS: {counts[PASS]} of {len(results)} checks passed{tail}"
+
+
 @dataclass(frozen=True)
 class Result:
     status: str  # PASS, WARN, FAIL or SKIP

@@ -11,24 +11,38 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask.cli import with_appcontext
 
-from .audit import REPLAYED, Entry
+import flask_autotask_ilert.reports as reports
+
 from .bridge import Bridge, get_bridge
 from .config import SourceConfig
-from .events import QueuedEvent, replayed
+from .errors import StoreUnavailable
 from .http import redact
-from .lifecycle import State
 from .webhook_commands import webhook_group
 
 
-@click.group("autotask-ilert")
+class _OneLineErrors(click.Group):
+    """A Redis that does not answer ends any command with one line saying what to check and
+    exit code 1, not a traceback. A broken configuration already does (ConfigurationError
+    is a click error); ilert and Autotask failures are reported by the commands that call
+    them (check, simulate), and a running worker retries them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailable as exc:
+            raise click.ClickException(
+                f"Redis does not answer ({exc.reason or 'no reason given'}): check "
+                f"AUTOTASK_ILERT_REDIS_URL and that Redis is running") from None
+
+
+@click.group("autotask-ilert", cls=_OneLineErrors)
 def cli_group() -> None:
     """The Autotask -> ilert bridge."""
 
@@ -89,29 +103,8 @@ def queue_command(limit: int) -> None:
     oldest: the tickets whose events have waited longest.
     """
     bridge = get_bridge()
-    store = bridge.store
-    stats: dict[str, Any] = dict(store.queue_stats())
-    now = store.now_ms()
-    heads = sorted(store.queue_heads(), key=lambda h: (h.queued_at_ms is None, h.queued_at_ms or 0))
-    oldest = heads[0].queued_at_ms if heads else None
-    stats["oldest_event_age_s"] = _seconds(now - oldest) if oldest is not None else None
-    limit_ms = bridge.settings.ready_heartbeat_seconds * 1000
-    stats["workers"] = sum(1 for _, at in store.heartbeats() if now - at <= limit_ms)
-    items = []
-    for head in heads[:limit]:
-        queued = store.queued(head.source, head.ticket)
-        first = queued[0] if queued else None
-        items.append({
-            "source": head.source,
-            "ticket": head.ticket,
-            "events": head.length,
-            "head": f"{first.get('target')} {first.get('action')}" if first else None,
-            "attempts": first.get("attempts", 0) if first else None,
-            "age_s": _seconds(now - head.queued_at_ms) if head.queued_at_ms is not None else None,
-            "due_in_s": _seconds(max(0, head.due_ms - now)),
-        })
-    stats["oldest"] = items
-    click.echo(_safe(bridge, json.dumps(stats, indent=2)))
+    report = reports.queue_report(bridge.store, bridge.settings, limit)
+    click.echo(_safe(bridge, json.dumps(report, indent=2)))
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -120,10 +113,6 @@ def queue_command(limit: int) -> None:
 def _safe(bridge: Bridge, text: str) -> str:
     """Every line a command prints passes here: no configured secret gets out."""
     return redact(text, bridge.settings.secrets)
-
-
-def _seconds(ms: int) -> float:
-    return round(ms / 1000, 1)
 
 
 def _when(ms: int | float | None) -> str:
@@ -181,7 +170,7 @@ def check_command(source: str | None) -> None:
     picklists, plus the note picklists for a bidirectional source. Exits 1 if
     any check fails.
     """
-    from .checks import FAIL, Result, check_app, check_autotask, check_ilert
+    from .checks import FAIL, Result, check_app, check_autotask, check_ilert, summary
 
     bridge = get_bridge()
     results: list[Result] = []
@@ -199,53 +188,13 @@ def check_command(source: str | None) -> None:
         show(check_ilert(bridge, config), "  ")
         for result in check_autotask(bridge, config):
             show(result, "  ")
-    counts = {status: sum(1 for r in results if r.status == status)
-              for status in ("PASS", "WARN", "SKIP", FAIL)}
-    notes = ", ".join(f"{n} {word}" for n, word in ((counts["WARN"], "warning(s)"),
-                                                     (counts["SKIP"], "skipped")) if n)
-    if counts[FAIL]:
-        click.echo(click.style(f"FAIL: {counts[FAIL]} of {len(results)} checks failed"
-                               + (f"; {notes}" if notes else ""), fg="red", bold=True))
+    failed, line = summary(results)
+    click.echo(click.style(line, fg="red" if failed else "green", bold=True))
+    if failed:
         raise SystemExit(1)
-    click.echo(click.style(f"PASS: {counts['PASS']} of {len(results)} checks passed"
-                           + (f"; {notes}" if notes else ""), fg="green", bold=True))
 
 
 # -- one ticket ------------------------------------------------------------------------------
-
-
-def _ticket_report(bridge: Bridge, config: SourceConfig, ticket: int,
-                   dead: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    store = bridge.store
-    mapping = store.mapping(config.name, ticket)
-    queued = store.queued(config.name, ticket)
-    audit = store.audit(config.name, ticket)
-    dead_here = [d for d in dead if _dead_matches(d, config.name, ticket)]
-    if mapping is None and not queued and not audit and not dead_here:
-        return None
-    due, leased = store.schedule(config.name, ticket)
-    return {
-        "source": config.name,
-        "ticket": ticket,
-        "state": mapping.state.value if mapping else State.NONE.value,
-        "status_class": mapping.status_class.value if mapping else None,
-        "expires_in_s": _seconds(mapping.ttl_ms) if mapping and mapping.ttl_ms else None,
-        "queued": [
-            {"target": e.get("target"), "action": e.get("action"), "queued_at": e.get("queued_at"),
-             "attempts": e.get("attempts", 0), "request_id": e.get("request_id")}
-            for e in queued
-        ],
-        "next_try_at": due,
-        "leased": leased,
-        "dead_letters": len(dead_here),
-        "audit": [{"at": at, "what": what} for at, what in audit],
-    }
-
-
-def _dead_matches(record: Mapping[str, Any], source: str | None, ticket: int | None) -> bool:
-    event = record.get("event") or {}
-    return ((source is None or event.get("source") == source)
-            and (ticket is None or event.get("ticket") == ticket))
 
 
 @cli_group.command("status")
@@ -261,46 +210,48 @@ def status_command(ticket: int, source: str | None, as_json: bool) -> None:
     letter. Exits 1 if no source knows the ticket.
     """
     bridge = get_bridge()
-    store = bridge.store
-    dead = store.dead_letters()
-    reports = [r for c in _sources(bridge, source)
-               if (r := _ticket_report(bridge, c, ticket, dead)) is not None]
+    names = [c.name for c in _sources(bridge, source)]
+    found = reports.ticket_reports(bridge.store, names, ticket)
     if as_json:
-        click.echo(_safe(bridge, json.dumps(reports, indent=2)))
-    now = store.now_ms()
-    for report in [] if as_json else reports:
-        lines = [f"ticket {ticket} (source {report['source']})"]
-        state = report["state"]
-        if report["status_class"]:
-            state += f" (last status class {report['status_class']})"
-        lines.append(f"  state        {state}")
-        if report["expires_in_s"] is not None:
-            lines.append(f"  forgotten    in {_duration(report['expires_in_s'])} (resolved tickets expire)")
-        if report["queued"]:
-            if report["leased"]:
-                when = "a worker has it now"
-            elif report["next_try_at"] is not None and report["next_try_at"] > now:
-                when = f"next try {_ago(now, report['next_try_at'])}"
-            else:
-                when = "due now"
-            lines.append(f"  queue        {len(report['queued'])} event(s), {when}")
-            for n, e in enumerate(report["queued"], 1):
-                at = e["queued_at"]
-                lines.append(f"    {n}. {e['target']} {e['action']}, queued {_when(at)}"
-                             f" ({_ago(now, at) if at else '?'}), {e['attempts']} failed attempt(s)")
-        else:
-            lines.append("  queue        nothing waiting")
-        if report["dead_letters"]:
-            lines.append(f"  dead         {report['dead_letters']} dead letter(s): "
-                         f"see `dead-letters --ticket {ticket}`, `replay {ticket}`")
-        lines.append("  audit trail  (newest first)" if report["audit"] else "  audit trail  empty")
-        lines += [f"    {_when(a['at'] * 1000)}  {a['what']}" for a in report["audit"]]
-        click.echo(_safe(bridge, "\n".join(lines)))
-    if not reports:
-        names = ", ".join(c.name for c in _sources(bridge, source))
+        click.echo(_safe(bridge, json.dumps(found, indent=2)))
+    now = bridge.store.now_ms()
+    for report in [] if as_json else found:
+        click.echo(_safe(bridge, _ticket_text(report, ticket, now)))
+    if not found:
         click.echo(f"ticket {ticket}: no record, queued event, dead letter or audit trail "
-                   f"in source(s) {names}", err=True)
+                   f"in source(s) {', '.join(names)}", err=True)
         raise SystemExit(1)
+
+
+def _ticket_text(report: dict[str, Any], ticket: int, now: int) -> str:
+    """One source's report of a ticket, as `status` prints it."""
+    lines = [f"ticket {ticket} (source {report['source']})"]
+    state = report["state"]
+    if report["status_class"]:
+        state += f" (last status class {report['status_class']})"
+    lines.append(f"  state        {state}")
+    if report["expires_in_s"] is not None:
+        lines.append(f"  forgotten    in {_duration(report['expires_in_s'])} (resolved tickets expire)")
+    if report["queued"]:
+        if report["leased"]:
+            when = "a worker has it now"
+        elif report["next_try_at"] is not None and report["next_try_at"] > now:
+            when = f"next try {_ago(now, report['next_try_at'])}"
+        else:
+            when = "due now"
+        lines.append(f"  queue        {len(report['queued'])} event(s), {when}")
+        for n, e in enumerate(report["queued"], 1):
+            at = e["queued_at"]
+            lines.append(f"    {n}. {e['target']} {e['action']}, queued {_when(at)}"
+                         f" ({_ago(now, at) if at else '?'}), {e['attempts']} failed attempt(s)")
+    else:
+        lines.append("  queue        nothing waiting")
+    if report["dead_letters"]:
+        lines.append(f"  dead         {report['dead_letters']} dead letter(s): "
+                     f"see `dead-letters --ticket {ticket}`, `replay {ticket}`")
+    lines.append("  audit trail  (newest first)" if report["audit"] else "  audit trail  empty")
+    lines += [f"    {_when(a['at'] * 1000)}  {a['what']}" for a in report["audit"]]
+    return "\n".join(lines)
 
 
 @cli_group.command("forget")
@@ -318,14 +269,7 @@ def forget_command(ticket: int, source: str | None, yes: bool) -> None:
     """
     bridge = get_bridge()
     store = bridge.store
-    found = []
-    for config in _sources(bridge, source):
-        mapping = store.mapping(config.name, ticket)
-        queued = store.queued(config.name, ticket)
-        if mapping is not None or queued:
-            state = mapping.state.value if mapping else State.NONE.value
-            found.append((config.name, f"source {config.name}: state {state}, "
-                                       f"{len(queued)} queued event(s)"))
+    found = reports.forget_candidates(store, [c.name for c in _sources(bridge, source)], ticket)
     if not found:
         click.echo(f"ticket {ticket}: nothing to forget", err=True)
         raise SystemExit(1)
@@ -355,7 +299,7 @@ def dead_letters_command(limit: int, ticket: int | None, source: str | None, as_
     once the cause is fixed.
     """
     bridge = get_bridge()
-    records = [r for r in bridge.store.dead_letters() if _dead_matches(r, source, ticket)]
+    records = [r for r in bridge.store.dead_letters() if reports.dead_matches(r, source, ticket)]
     shown = records[-limit:]
     if as_json:
         click.echo(_safe(bridge, json.dumps(shown, indent=2)))
@@ -375,14 +319,6 @@ def dead_letters_command(limit: int, ticket: int | None, source: str | None, as_
         )))
 
 
-#: The ticket states in which a dead event still makes sense: an alert create or accept for
-#: a ticket resolved since, or a ticket write the ticket has moved past, stays dead.
-_REPLAY_STATES: dict[tuple[str, str], tuple[State, ...]] = {
-    ("ilert", "create"): (State.PENDING, State.ACCEPTED),
-    ("ilert", "accept"): (State.ACCEPTED,),
-    ("ticket", "accept-ticket"): (State.ACCEPTED,),
-    ("ticket", "resolve-ticket"): (State.RESOLVED,),
-}
 
 
 @cli_group.command("replay")
@@ -405,33 +341,17 @@ def replay_command(ticket: int | None, replay_all: bool, source: str | None, for
         raise click.UsageError("give a TICKET or --all (not both)")
     bridge = get_bridge()
     store = bridge.store
-    sources = {c.name for c in _sources(bridge, source)}
-    chosen = []
-    for raw in store.dead_records():
-        record = json.loads(raw)
-        event = record.get("event") or {}
-        if event.get("source") in sources and (ticket is None or event.get("ticket") == ticket):
-            chosen.append((raw, event))
+    chosen = reports.dead_to_replay(store, [c.name for c in _sources(bridge, source)], ticket)
     if not chosen:
         click.echo(f"no dead letters{'' if ticket is None else f' for ticket {ticket}'}")
         if ticket is not None:
             raise SystemExit(1)
         return
-    done, moved_on, gone = 0, [], 0
+    outcomes: dict[str, list[dict[str, Any]]] = {"replayed": [], "moved-on": [], "gone": []}
     with click.progressbar(chosen, label=f"Replaying {len(chosen)} dead letter(s)") as bar:
         for raw, event in bar:
-            states = () if force else _REPLAY_STATES.get(
-                (str(event.get("target")), str(event.get("action"))), ())
-            outcome = store.replay_dead(
-                raw, replayed(cast(QueuedEvent, event), store.now_ms()), states,
-                audit_entry=Entry.delivery(REPLAYED, event),
-            )
-            if outcome == 1:
-                done += 1
-            elif outcome == -1:
-                moved_on.append(event)
-            else:
-                gone += 1
+            outcomes[reports.replay_dead(store, raw, event, force)].append(event)
+    done, moved_on, gone = len(outcomes["replayed"]), outcomes["moved-on"], len(outcomes["gone"])
     click.echo(f"replayed {done} event(s): the worker sends them in order")
     for event in moved_on:
         click.echo(f"kept dead: ticket {event.get('ticket')} {event.get('target')} "
@@ -470,8 +390,6 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
     when the bridge decided on the sample (200, 202, or the lifecycle's 400),
     1 otherwise.
     """
-    import requests
-
     bridge = get_bridge()
     settings = bridge.settings
     if source is None:
@@ -484,60 +402,31 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.BadParameter("an http:// or https:// URL", param_hint="--url")
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", "")) + settings.url_prefix
-    headers: dict[str, str] = {}
-    auth: tuple[str, str] | None = None
-    if webhook:
-        sync = config.sync
-        if sync is None:
-            raise click.BadParameter(f"source {config.name!r} is not bidirectional",
-                                     param_hint="--source")
-        path, shown = ("/ilert/" + sync.webhook_tokens[0], "/ilert/***") if sync.webhook_tokens \
-            else ("/ilert", "/ilert")
-        if sync.header_name and sync.header_value:
-            headers[sync.header_name] = sync.header_value
-        if sync.username and sync.password:
-            auth = (sync.username, sync.password)
-        status = (status or "ACCEPTED").upper()
-        body: Any = {"id": "simulated", "status": status, "alertKey": f"autotask-{ticket}",
-                     "eventType": "alert-simulated", "summary": "flask-autotask-ilert simulate",
-                     "assignedTo": {"username": "autotask-ilert-simulate"}}
-        send = {"json": body}
-        what = f"webhook for alert key autotask-{ticket}, status {status}"
-    else:
-        path, shown = "/callout/" + config.callout_tokens[0], "/callout/***"
-        if config.callout_username and config.callout_password:
-            auth = (config.callout_username, config.callout_password)
-        status = status or "Complete"
-        # No last_activity_datetime: a made-up one could make the ticket's next real callout stale.
-        send = {"data": {"id": str(ticket), "number": f"SIMULATED.{ticket}", "status": status,
-                         "domain": "SIMULATED"}}
-        what = f"callout for ticket {ticket}, status {status!r}"
-    click.echo(f"POST {base}{shown}  ({what}, source {config.name})")
-    try:
-        response = requests.post(base + path, headers=headers, auth=auth, timeout=settings.http_timeout,
-                                 allow_redirects=False, **send)
-    except requests.RequestException as exc:
-        click.echo(f"no answer: {type(exc).__name__}", err=True)
-        raise SystemExit(1) from None
-    request_id = response.headers.get("X-Request-Id")
-    click.echo(f"-> {response.status_code} {response.reason}"
-               + (f"  (X-Request-Id {request_id})" if request_id else ""))
-    click.echo(_safe(bridge, response.text.strip()[:2000]))
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    decided = isinstance(answer, dict) and "action" in answer and response.status_code in (200, 202, 400)
-    if 300 <= response.status_code < 400:
+    if webhook and config.sync is None:
+        raise click.BadParameter(f"source {config.name!r} is not bidirectional", param_hint="--source")
+    base = reports.base_url(parts, settings)
+    sample = (reports.webhook_sample(base, config, ticket, (status or "ACCEPTED").upper()) if webhook
+              else reports.callout_sample(base, config, ticket, status or "Complete"))
+    click.echo(f"POST {base}{sample.shown}  ({sample.what}, source {config.name})")
+    _show_answer(bridge, reports.send_sample(sample, settings.http_timeout))
+
+
+def _show_answer(bridge: Bridge, answer: reports.SampleAnswer) -> None:
+    """Print the bridge's answer to a sample; exit 1 unless the bridge decided on it."""
+    if answer.status is None:
+        click.echo(f"no answer: {answer.failure}: is the app served at --url?", err=True)
+        raise SystemExit(1)
+    click.echo(f"-> {answer.status} {answer.reason}"
+               + (f"  (X-Request-Id {answer.request_id})" if answer.request_id else ""))
+    click.echo(_safe(bridge, answer.text))
+    if answer.redirected:
         click.echo("redirected: use the URL it points to (is it https?); the token was not re-sent",
                    err=True)
-    if not decided:
+    if not answer.decided:
         click.echo("the bridge did not take the sample: check the URL, the prefix, the token and "
                    "the credentials (see the answer above)", err=True)
         raise SystemExit(1)
-    click.echo(f"the bridge decided: {answer['action']}")
+    click.echo(f"the bridge decided: {answer.action}")
 
 
 cli_group.add_command(webhook_group)  # webhook install|remove (webhook_commands.py)

@@ -54,6 +54,7 @@ from .constraints import (
     OneOf,
     Positive,
     RateLimit,
+    Secret,
     SecretText,
     StartsWith,
     Template,
@@ -68,6 +69,7 @@ from .lifecycle import (
     StatusClass,
     StatusClassifier,
 )
+from .trusted_hosts import normalise_suffixes, url_problem
 
 PREFIX = "AUTOTASK_ILERT_"
 DEFAULT_SOURCE = "default"
@@ -186,6 +188,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
     Option("AUTOTASK_ZONE_LOOKUP_URL", "https://webservices.autotask.net/atservicesrest", str,
            "Where the Autotask zone of the API user is looked up when `AUTOTASK_API_URL` is unset."),
+    Option("AUTOTASK_ALLOWED_HOSTS", "autotask.net", "list",
+           "The hosts that may receive the Autotask API user's credentials: a list (or comma-separated "
+           "text) of domain suffixes, matched on a dot boundary (`autotask.net` allows "
+           "`webservices5.autotask.net`, not `evilautotask.net`). `AUTOTASK_API_URL`, `AUTOTASK_WEB_URL` "
+           "and `AUTOTASK_ZONE_LOOKUP_URL` must be https to such a host (`init_app` refuses others), and "
+           "so must the zone lookup's answer, or no credentials are sent. Plain http is allowed for "
+           "loopback addresses only (simulators).", convert=normalise_suffixes),
     Option("AUTOTASK_CONCURRENCY", 3, int,
            "The most Autotask requests in flight at once per integration code and endpoint, across every "
            "worker thread, process and host (shared through Redis). Autotask refuses more than 3 with "
@@ -204,6 +213,10 @@ OPTIONS: tuple[Option, ...] = (
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
            "<token>` (others get 401). Unset: the endpoint is open; see "
            "[operations.md](operations.md#metrics).", secret=True, check=Token(), convert=_or_none),
+    Option("METRICS_INCLUDE_PROCESS", False, bool,
+           "Serve on `{prefix}/metrics` everything in the process's default Prometheus registry "
+           "(process, garbage collector and the host app's own metrics) as well. Off: only the "
+           "bridge's own metrics, so a scrape tells nothing about the host app."),
     Option("READY_HEARTBEAT_SECONDS", 30.0, float,
            "`{prefix}/readyz` answers 503 when no worker has written a heartbeat for this many "
            "seconds (running workers write one every 5 seconds, or a third of this if less).",
@@ -267,10 +280,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("REALERT_ON_REOPEN", False, bool,
            "A resolved ticket that comes back with an open status creates a new alert; see "
            "[lifecycle.md](lifecycle.md#transitions).", per_source=True),
-    Option("RATE_LIMIT", None, str,
-           "Flood guard: at most this many callouts (and, separately, webhooks) per source, "
-           "e.g. '3000/minute' (limits syntax, ';' between several); more are answered 429. "
-           "Unset: no limit.",
+    Option("RATE_LIMIT", "600/minute", str,
+           "Flood guard: at most this many callouts (and, separately, webhooks) per source; more are "
+           "answered 429 with `Retry-After`, before anything is read or recorded. Limits syntax, e.g. "
+           "`3000/minute`, `;` between several. The default, 600 a minute, is far above what one "
+           "tenant sends, and keeps a leaked token from paging for every made-up ticket; raise it "
+           "if a mass outage of yours could go over it. `off` turns the guard off.",
            per_source=True, check=RateLimit()),
     Option("AUTOTASK_WEBHOOK_SECRET", None, str,
            "Turns on [Autotask webhooks](autotask-webhooks.md) for this source: the `secretKey` of its "
@@ -294,16 +309,16 @@ OPTIONS: tuple[Option, ...] = (
            "set, webhooks must carry it with the value below; without a token it identifies the source on "
            "`{prefix}/ilert`.",
            per_source=True, only_with=SYNC),
-    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`. The two are set "
-           "together or not at all.",
-           per_source=True, only_with=SYNC, secret=True),
+    Option("WEBHOOK_HEADER_VALUE", None, str, "The value of `WEBHOOK_HEADER_NAME`: at least 16 printable "
+           "characters, like a token. The two are set together or not at all.",
+           per_source=True, only_with=SYNC, secret=True, check=Secret()),
     Option("WEBHOOK_USERNAME", None, str, "When set, webhooks must carry these HTTP Basic credentials (in "
            "ilert, as `https://user:password@host/...` in the URL); without a token they identify the "
            "source on `{prefix}/ilert`.",
            per_source=True, only_with=SYNC),
-    Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`. The two are set together "
-           "or not at all.",
-           per_source=True, only_with=SYNC, secret=True),
+    Option("WEBHOOK_PASSWORD", None, str, "The password for `WEBHOOK_USERNAME`: at least 16 printable "
+           "characters, like a token. The two are set together or not at all.",
+           per_source=True, only_with=SYNC, secret=True, check=Secret()),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
            "ilert. Resolved through the tenant's `Tickets.status` picklist.",
@@ -384,6 +399,7 @@ _PARSERS: Mapping[type | str, Callable[[Any], Any]] = {
     str: str,
     "json": _parse_json,
     "tokens": _parse_tokens,
+    "list": _parse_tokens,
 }
 
 
@@ -525,9 +541,11 @@ class Settings:
     autotask_threshold_check_ms: int
     sources: Mapping[str, SourceConfig]
     metrics_token: str | None = field(default=None, repr=False)
+    metrics_include_process: bool = False
     ready_heartbeat_seconds: float = 30.0
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
+    autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -615,6 +633,8 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
     _require(bool(username) == bool(password),
              f"{where}: CALLOUT_USERNAME and CALLOUT_PASSWORD go together")
     rate_limit = value("RATE_LIMIT") or None
+    if rate_limit is not None and str(rate_limit).strip().lower() == "off":
+        rate_limit = None
 
     autotask_parts = [value(n) for n in
                       ("AUTOTASK_USERNAME", "AUTOTASK_SECRET", "AUTOTASK_INTEGRATION_CODE")]
@@ -725,7 +745,10 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         _check(option, value, option.key)
         if option.setting is not None:
             fields[option.setting] = option.convert(value) if option.convert else value
-    return Settings(**fields, sources=_load_sources(values))
+    sources = _load_sources(values)
+    _check_autotask_urls(fields["autotask_allowed_hosts"], fields["autotask_zone_lookup_url"],
+                         sources.values())
+    return Settings(**fields, sources=sources)
 
 
 def _load_sources(values: Mapping[str, Any]) -> dict[str, SourceConfig]:
@@ -758,3 +781,26 @@ def _load_sources(values: Mapping[str, Any]) -> dict[str, SourceConfig]:
                      "(every callout and webhook token must be different)")
             seen[token] = source.name
     return sources
+
+
+def _check_autotask_urls(
+    suffixes: tuple[str, ...], lookup_url: str, sources: Iterable[SourceConfig]
+) -> None:
+    """Every configured Autotask URL must be https under an allowed suffix (or on loopback).
+
+    The zone lookup URL counts only for a source that looks its zone up: it
+    receives the API user's name.
+    """
+    urls: list[tuple[str, str, str | None]] = []
+    for source in sources:
+        if source.autotask is not None:
+            urls += [("AUTOTASK_API_URL", f"source {source.name!r}: ", source.autotask.api_url),
+                     ("AUTOTASK_WEB_URL", f"source {source.name!r}: ", source.autotask.web_url)]
+            if not source.autotask.api_url:
+                urls.append(("AUTOTASK_ZONE_LOOKUP_URL", "", lookup_url))
+    for name, where, url in urls:
+        problem = url and url_problem(url, suffixes)
+        _require(not problem,
+                 f"{where}{PREFIX}{name}: {problem}; the Autotask credentials go only to "
+                 f"https hosts under {PREFIX}AUTOTASK_ALLOWED_HOSTS "
+                 f"({', '.join(suffixes) or 'none'}), or to loopback addresses")

@@ -41,6 +41,7 @@ _KINDS: dict[Any, str] = {
     str: "text",
     "json": "mapping (JSON)",
     "tokens": "token list",
+    "list": "list",
     "object": "object or import path",
 }
 _BLOCK = re.compile(

@@ -131,6 +131,20 @@ class Token:
         return f"{MIN_TOKEN_LENGTH}+ printable characters, no `/`"
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A secret sent in a header or as a password: as hard to guess as a token."""
+
+    def check(self, value: Any) -> str | None:
+        if isinstance(value, str) and len(value) >= MIN_TOKEN_LENGTH and value.isprintable():
+            return None
+        return (f"must be at least {MIN_TOKEN_LENGTH} printable characters, like a token (use e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+
+    def describe(self) -> str:
+        return f"{MIN_TOKEN_LENGTH}+ printable characters"
+
+
 def _good_token(token: str) -> bool:
     return len(token) >= MIN_TOKEN_LENGTH and token.isprintable() and "/" not in token
 
@@ -145,9 +159,11 @@ def parse_rate_limit(value: str) -> list[RateLimitItem]:
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A limit string of the ``limits`` package, each limit above 0."""
+    """A limit string of the ``limits`` package, each limit above 0, or ``off``."""
 
     def check(self, value: Any) -> str | None:
+        if str(value).strip().lower() == "off":
+            return None
         try:
             parse_rate_limit(str(value))
         except ValueError as exc:
@@ -155,7 +171,7 @@ class RateLimit:
         return None
 
     def describe(self) -> str:
-        return "limits such as `100/second`, `;` between several"
+        return "limits such as `100/second`, `;` between several; `off`"
 
 
 @dataclass(frozen=True)

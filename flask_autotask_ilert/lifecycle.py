@@ -264,3 +264,21 @@ def status_change_still_wanted(action: SyncAction, last_class: StatusClass | Non
     """
     rule = {SyncAction.ACCEPT_TICKET: _ACCEPT, SyncAction.RESOLVE_TICKET: _RESOLVE}.get(action)
     return rule is not None and last_class in rule.set_status_for
+
+
+#: The ticket states in which a dead event, replayed, still does what it was queued for,
+#: by (target, action). The ticket may have moved on while the event lay dead: an alert
+#: create or accept for a ticket resolved since would page someone about work that is
+#: done, and a ticket write the ticket has moved past would undo a newer change. Such an
+#: event stays dead unless the operator forces it. An event not listed replays in any state.
+REPLAY_STATES: Mapping[tuple[str, str], tuple[State, ...]] = {
+    ("ilert", "create"): (State.PENDING, State.ACCEPTED),
+    ("ilert", "accept"): (State.ACCEPTED,),
+    ("ticket", "accept-ticket"): (State.ACCEPTED,),
+    ("ticket", "resolve-ticket"): (State.RESOLVED,),
+}
+
+
+def replay_states(target: str, action: str) -> tuple[State, ...]:
+    """The states in which a dead (target, action) event may be replayed (empty: any)."""
+    return REPLAY_STATES.get((target, action), ())

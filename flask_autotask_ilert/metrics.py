@@ -35,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from .errors import StoreUnavailable
+from .health import read_queue_health
 
 if TYPE_CHECKING:
     from .autotask import AutotaskClient
@@ -196,43 +197,40 @@ class StoreCollector:
 
     def _families(self, bridge: Bridge) -> Iterable[Metric]:
         store, settings = bridge.store, bridge.settings
-        now = store.now_ms()
-        stats = store.queue_stats()
-        heads = store.queue_heads()
-        beats = store.heartbeats()
-
+        health = read_queue_health(store, settings)
         yield GaugeMetricFamily(
             "autotask_ilert_queue_tickets",
             "Tickets with undelivered events (waiting, retrying or paced).",
-            value=len(heads),
+            value=health.tickets,
         )
-        queued = [h.queued_at_ms for h in heads if h.queued_at_ms is not None]
+        oldest = health.oldest_age_ms
         yield GaugeMetricFamily(
             "autotask_ilert_queue_oldest_event_age_seconds",
-            "Age of the oldest undelivered event (0 when nothing is queued).",
-            value=max(0, now - min(queued)) / 1000 if queued else 0.0,
+            "Age of the oldest undelivered event among the tickets due first (0 when nothing is "
+            "queued).",
+            value=oldest / 1000 if oldest is not None else 0.0,
         )
         yield GaugeMetricFamily(
             "autotask_ilert_queue_most_overdue_seconds",
             "How long the most overdue ticket has been due without a worker taking it.",
-            value=stats["most_overdue_ms"] / 1000,
+            value=health.most_overdue_ms / 1000,
         )
         yield GaugeMetricFamily(
             "autotask_ilert_dead_letters",
             "Events given up on, waiting in the dead-letter list (see the replay command).",
-            value=stats["dead_letters"],
+            value=health.dead_letters,
         )
-        limit_ms = settings.ready_heartbeat_seconds * 1000
         yield GaugeMetricFamily(
             "autotask_ilert_workers",
             "Workers whose last heartbeat is younger than READY_HEARTBEAT_SECONDS.",
-            value=sum(1 for _, at in beats if now - at <= limit_ms),
+            value=health.workers,
         )
-        if beats:
+        beat_age = health.last_heartbeat_age_ms
+        if beat_age is not None:
             yield GaugeMetricFamily(
                 "autotask_ilert_worker_heartbeat_age_seconds",
                 "Age of the newest worker heartbeat (absent when no worker ever wrote one).",
-                value=max(0, now - beats[0][1]) / 1000,
+                value=beat_age / 1000,
             )
         usage = GaugeMetricFamily(
             "autotask_ilert_autotask_threshold_usage_ratio",
@@ -248,14 +246,31 @@ class StoreCollector:
         yield usage
 
 
-class _Forward:
-    """Serves another registry's metrics from inside ours (the process's default one)."""
+#: Every metric of the bridge is named under this prefix.
+NAMESPACE = "autotask_ilert_"
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+#: The bridge's own counters and histogram, apart from whatever else the process registers
+#: (process and GC collectors, the host app's metrics): /metrics serves this by default, so
+#: an open or leaked scrape tells nothing about the host app. They stay in the default
+#: registry too, for a host app that serves that registry itself.
+OWN_REGISTRY = CollectorRegistry()
+for _metric in (CALLOUTS, WEBHOOKS, AUTOTASK_WEBHOOKS, DELIVERIES, DELIVERY_LATENCY, AUTOTASK_REQUESTS,
+                ILERT_RATE_LIMITED):
+    OWN_REGISTRY.register(_metric)
+
+
+class _Forward:
+    """Serves another registry's metrics from inside ours; with ``only_ours``, only the
+    bridge's (multiprocess mode collects every process's files, the host app's included)."""
+
+    def __init__(self, registry: CollectorRegistry, only_ours: bool = False) -> None:
         self._registry = registry
+        self._only_ours = only_ours
 
     def collect(self) -> Iterable[Metric]:
-        return self._registry.collect()
+        for family in self._registry.collect():
+            if not self._only_ours or family.name.startswith(NAMESPACE):
+                yield family
 
 
 def multiprocess_dir() -> str | None:
@@ -269,7 +284,9 @@ _registries_lock = threading.Lock()
 
 def registry_for(bridge: Bridge) -> CollectorRegistry:
     """What one app exposes: this process's metrics (or every process's, in multiprocess
-    mode) and the app's shared state from Redis."""
+    mode) and the app's shared state from Redis; the rest of the process's metrics only
+    with METRICS_INCLUDE_PROCESS."""
+    everything = bridge.settings.metrics_include_process
     with _registries_lock:
         registry = _registries.get(bridge)
         if registry is None:
@@ -277,9 +294,11 @@ def registry_for(bridge: Bridge) -> CollectorRegistry:
             if multiprocess_dir():
                 from prometheus_client.multiprocess import MultiProcessCollector
 
-                MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+                files = CollectorRegistry()
+                MultiProcessCollector(files)  # type: ignore[no-untyped-call]
+                registry.register(_Forward(files, only_ours=not everything))
             else:
-                registry.register(_Forward(REGISTRY))
+                registry.register(_Forward(REGISTRY if everything else OWN_REGISTRY))
             registry.register(StoreCollector(bridge))
             _registries[bridge] = registry
         return registry

@@ -105,9 +105,11 @@ _UNAUTHORIZED = _error(
     **{"WWW-Authenticate": "Basic realm=\"autotask-ilert\""},
 )
 _TOO_LARGE = _error("The body is larger than MAX_BODY_BYTES.")
-_TOO_MANY = _error("RATE_LIMIT of this source is used up (only when RATE_LIMIT is set); "
+_TOO_MANY = _error("RATE_LIMIT of this source is used up (600 a minute by default); "
                    "nothing was recorded.", **{"Retry-After": _RETRY_AFTER})
-_UNAVAILABLE = _error("Redis cannot be reached; nothing was recorded.", **{"Retry-After": _RETRY_AFTER})
+_UNAVAILABLE = _error("Redis cannot be reached: the request may not have been recorded (usually it was "
+                      "not; after a Redis timeout it may have been). Sending it again is safe.",
+                      **{"Retry-After": _RETRY_AFTER})
 
 
 def _callout_operation() -> dict[str, Any]:

@@ -1,11 +1,13 @@
-"""Optional per-source request-rate limit for floods (``RATE_LIMIT``), counted in Redis.
+"""Per-source request-rate limit for floods (``RATE_LIMIT``), counted in Redis.
 
 A misconfigured workflow rule, a loop in another integration or a leaked token
-can send a source thousands of requests a second. With ``RATE_LIMIT`` set, the
-requests of one source that go over it are answered ``429`` with
-``Retry-After`` before anything is read or recorded. Off by default: a real
-burst of tickets (a mass outage) must never be refused, so the recommended
-value is far above anything Autotask sends (docs/configuration.md).
+can send a source thousands of requests a second. The requests of one source
+that go over ``RATE_LIMIT`` are answered ``429`` with ``Retry-After`` before
+anything is read or recorded. On by default, at 600 a minute: a leaked token
+must not page for every made-up ticket id and spend the tenant's Autotask
+budget, and a real burst of tickets stays far below it (a deployment whose mass
+outages could go over raises it, e.g. to the recommended ``3000/minute``;
+``off`` turns it off; docs/configuration.md).
 
 The limit uses the engine of Flask-Limiter, the ``limits`` package (same limit
 strings, same Redis storage, moving window), but only for the bridge's own

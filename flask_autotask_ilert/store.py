@@ -459,14 +459,19 @@ class Store:
 
     # -- watching and operating (metrics, readyz, the CLI) ---------------------------
 
-    def queue_heads(self, batch: int = 200) -> list[QueueHead]:
-        """Every ticket with undelivered work, with when its oldest event was queued.
+    def queue_heads(self, batch: int = 200, limit: int | None = None) -> list[QueueHead]:
+        """Every ticket with undelivered work (or the ``limit`` due first), with when its
+        oldest event was queued.
 
         Batched so that a backlog of thousands of tickets costs many short
-        script calls rather than one that holds every other client up.
+        script calls rather than one that holds every other client up; a
+        ``limit`` keeps a per-request reading (readyz, metrics) bounded.
         """
+        if limit is not None and limit < 1:
+            return []
         with self._guard():
-            due: Any = self.client.zrange(self.keys.ready, 0, -1, withscores=True)
+            stop = -1 if limit is None else limit - 1
+            due: Any = self.client.zrange(self.keys.ready, 0, stop, withscores=True)
             heads: list[QueueHead] = []
             for start in range(0, len(due), batch):
                 part = [(_text(m), int(score)) for m, score in due[start:start + batch]]

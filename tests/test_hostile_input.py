@@ -100,6 +100,7 @@ def build_app(**options: Any) -> Flask:
             "AUTOTASK_ILERT_BIDIRECTIONAL": True,
             "AUTOTASK_ILERT_WEBHOOK_TOKEN": [WEBHOOK_TOKEN, WEBHOOK_TOKEN_OLD],
             "AUTOTASK_ILERT_TICKET_UPDATER": lambda update: None,
+            "AUTOTASK_ILERT_RATE_LIMIT": "off",  # these tests flood on purpose; a test sets its own
             "AUTOTASK_ILERT_SOURCES": {
                 "team-b": {"callout_token": TOKEN_B, "ilert_integration_key": KEY_B, "bidirectional": False}
             },

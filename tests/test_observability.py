@@ -228,6 +228,46 @@ def test_metrics_are_open_by_default_and_served_as_openmetrics_on_request(make_a
     assert response.get_data(as_text=True).rstrip().endswith("# EOF")
 
 
+@pytest.fixture
+def host_metric() -> Any:
+    """A metric the host app registers in the process-wide registry, as apps do."""
+    from prometheus_client import REGISTRY, Counter
+
+    counter = Counter("host_app_logins", "Logins to the host portal.")
+    counter.inc()
+    yield counter
+    REGISTRY.unregister(counter)
+
+
+def exposition(app: Flask) -> list[str]:
+    response = app.test_client().get("/autotask-ilert/metrics")
+    assert response.status_code == 200
+    return [line for line in response.get_data(as_text=True).splitlines()
+            if line and not line.startswith("#")]
+
+
+def test_metrics_serve_only_the_bridges_own_by_default(make_app: AppFactory, host_metric: Any) -> None:
+    app = make_app()
+    post(app, 1, "New")
+    lines = exposition(app)
+    assert any(line.startswith("autotask_ilert_callouts_total") for line in lines)
+    assert any(line.startswith("autotask_ilert_queue_tickets ") for line in lines)
+    strangers = [line for line in lines if not line.startswith("autotask_ilert_")]
+    assert strangers == []
+
+
+def test_metrics_include_the_process_registry_when_asked(make_app: AppFactory, host_metric: Any) -> None:
+    app = make_app(metrics_include_process=True)
+    post(app, 1, "New")
+    lines = exposition(app)
+    assert any(line.startswith("host_app_logins_total ") for line in lines)
+    assert any(line.startswith("python_gc_") for line in lines)
+    if sys.platform.startswith("linux"):  # prometheus-client reads process figures from /proc
+        assert any(line.startswith("process_") for line in lines)
+    assert any(line.startswith("autotask_ilert_callouts_total") for line in lines)
+    assert any(line.startswith("autotask_ilert_queue_tickets ") for line in lines)
+
+
 def test_metrics_report_redis_down_instead_of_failing(make_app: AppFactory) -> None:
     app = make_app(redis_url="redis://127.0.0.1:1/0")
     samples = scrape(app)

@@ -338,9 +338,9 @@ def test_static_header_instead_of_a_token(make_app: AppFactory, rsps: responses.
 
 
 def test_token_and_basic_credentials_together(make_app: AppFactory) -> None:
-    app = make_app(**SYNC, webhook_username="ilert", webhook_password="basic-secret-pw")
+    app = make_app(**SYNC, webhook_username="ilert", webhook_password="basic-secret-password")
     callout(app, "New")
-    creds = base64.b64encode(b"ilert:basic-secret-pw").decode()
+    creds = base64.b64encode(b"ilert:basic-secret-password").decode()
     assert webhook(app, "ACCEPTED").status_code == 401
     assert webhook(app, "ACCEPTED", headers={"Authorization": f"Basic {creds}"}).status_code == 202
     assert (
@@ -429,6 +429,7 @@ def test_401_rediscovers_the_zone_once(make_app: AppFactory, rsps: responses.Req
     app = make_app(
         **{k: v for k, v in config.items() if k != "autotask_zone_lookup_url"},
         autotask_zone_lookup_url=ZONE_LOOKUP,
+        autotask_allowed_hosts=["autotask.net", "example.test"],
     )
     rsps.get(f"{ZONE_LOOKUP}/v1.0/zoneInformation", json={"url": AT, "webUrl": "https://ww5.autotask.net"})
     callout(app, "New")

@@ -506,7 +506,7 @@ def main(
         return 1
     story.say("Demo OK: every answer and every ilert event was the expected one.")
     story.say("For a real Autotask tenant and ilert account, see README.md "
-              "(\"Setting up Autotask\", \"Setting up ilert\") or the documentation site.")
+              "(\"Setting it up, in this order\") or the documentation site.")
     return 0
 
 
