@@ -110,10 +110,11 @@ def install(tenant: Tenant, url: str, secret: str = SECRET, *, title: bool = Tru
 
 
 def keys(app: Flask) -> list[str]:
-    """Every Redis key this app wrote (its own prefix only)."""
+    """Every Redis key this app wrote (its own prefix only), but the flood guard's request counts."""
     bridge_ = app.extensions["autotask_ilert"]
     client = redis.Redis.from_url(bridge_.settings.redis_url, decode_responses=True)
-    return sorted(client.scan_iter(match=f"{bridge_.settings.redis_prefix}*", count=1000))
+    found = client.scan_iter(match=f"{bridge_.settings.redis_prefix}*", count=1000)
+    return sorted(k for k in found if not k.startswith(f"{bridge_.settings.redis_prefix}limits:"))
 
 
 def record(app: Flask, ticket: int) -> str | None:
