@@ -263,15 +263,18 @@ def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
     return jsonify(answer.body()), answer.http_status
 
 
-def _json_or_none(data: bytes) -> Any:
-    """The body's JSON value, or None when it is not JSON (no error: the signature comes first)."""
+def _json_or_problem(data: bytes) -> tuple[Any, str | None]:
+    """The body's JSON value, or what is wrong with it (said only once the signature matched)."""
     try:
         text = data.decode("utf-8")
-        if _json_depth(text) > MAX_JSON_DEPTH:
-            return None
-        return json.loads(text, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        return None, "The body is not valid UTF-8."
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        return None, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels."
+    try:
+        return json.loads(text, parse_constant=_no_constant), None
     except (ValueError, RecursionError):
-        return None
+        return None, "The body is not valid JSON."
 
 
 def _deactivation(parsed: Any) -> bool:
@@ -295,7 +298,7 @@ def autotask_webhook(token: str) -> tuple[Response, int]:
     _note(source=source.name)
     _check_rate(bridge, source, "autotask-webhook")
     raw = _read_body(settings.max_body_bytes)
-    parsed = _json_or_none(raw)
+    parsed, problem = _json_or_problem(raw)
     signed = signatures.verify(
         source.webhook_secret, request.headers.get(signatures.HEADER), raw, parsed
     )
@@ -309,9 +312,12 @@ def autotask_webhook(token: str) -> tuple[Response, int]:
         raise Unauthorized(f"The {signatures.HEADER} header is missing or does not sign this body.")
     if request.mimetype != JSON:
         raise UnsupportedMediaType(f"Send {JSON}.")
-    body = parsed if isinstance(parsed, dict) else _decode(raw)  # _decode says what is wrong
+    if problem is not None:
+        raise InvalidPayload(problem)
+    if not isinstance(parsed, dict):
+        raise InvalidPayload("The body must be a JSON object.")
     try:
-        hook = load_autotask_webhook(body)
+        hook = load_autotask_webhook(parsed)
     except ValidationError as exc:
         raise InvalidPayload("The webhook delivery is not valid.", _messages(exc)) from None
     _note(ticket=hook.ticket_id, hook_action=hook.action, sequence=hook.sequence, person=hook.person_id)

@@ -88,3 +88,12 @@ def test_every_form_is_compared_in_constant_time_whatever_matches(monkeypatch: p
         compared.clear()
         signatures.verify(SECRET, header, body, PAYLOAD)
         assert len(compared) == 3, header  # the raw body and both escaped forms, always
+
+
+def test_a_body_of_very_many_strings_is_checked_in_its_raw_form_only() -> None:
+    value = {"Action": "Update", "x": ["<"] * (signatures.MAX_ESCAPED_QUOTES // 2)}
+    body = json.dumps(value).encode()
+    assert body.count(b'"') > signatures.MAX_ESCAPED_QUOTES
+    assert signatures.candidates(body, value) == [body]
+    assert signatures.verify(SECRET, hook_signature(SECRET, body), body, value)
+    assert not signatures.verify(SECRET, hook_signature(SECRET, dotnet_json(value).encode()), body, value)
