@@ -31,6 +31,9 @@ COMPACT_ENTRIES = 64 // RECORD_BYTES
 
 _TIME = struct.Struct(">I")
 
+#: A webhook about an older alert of the ticket than its current one (after a reopen).
+SUPERSEDED = "superseded"
+
 #: One letter per action; ilert-side actions are capitals, ticket writes lower case.
 #: Mirrored in lua/callout.lua (callout actions and "stale").
 ACTION_CODES: Mapping[str, str] = {
@@ -40,6 +43,7 @@ ACTION_CODES: Mapping[str, str] = {
     Action.NOTHING.value: "N",
     Action.REJECT.value: "J",
     "stale": "S",
+    SUPERSEDED: "O",
     SyncAction.ACCEPT_TICKET.value: "a",
     SyncAction.RESOLVE_TICKET.value: "r",
 }
@@ -118,6 +122,8 @@ def describe(body: bytes) -> str:
     change = f"{action} {_STATES.get(chr(one), '?')}>{_STATES.get(chr(two), '?')}"
     if kind in _CLASSES:
         return f"callout {_CLASSES[kind]}: {change}"
+    if kind == WEBHOOK and action == SUPERSEDED:
+        return f"webhook about an older alert: ignored, {_STATES.get(chr(one), '?')} kept"
     if kind == WEBHOOK:
         return f"webhook: {change}"
     what = f"{'ticket' if action.endswith('-ticket') else 'ilert'} {action}"

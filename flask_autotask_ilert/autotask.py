@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -112,6 +112,8 @@ class _PicklistField:
     labels: dict[str, str]  # value -> label, active and inactive
     by_label: dict[str, int]  # normalised label -> value, active values win
     default: int | None = None  # the active value marked isDefaultValue
+    #: Active values as (value, label), by sortOrder: what a tenant without a default offers.
+    active: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass
@@ -305,6 +307,44 @@ class AutotaskClient:
             raise AutotaskError(f"{what}: response has no itemId", retryable=False)
         return item_id
 
+    def query_page(
+        self, entity: str, body: Mapping[str, Any], next_url: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``POST {entity}/query``: its items and the next page's URL (None: last).
+
+        Each page is one call from the tenant's budget, so the caller decides
+        when to ask for the next. ``next_url`` is Autotask's absolute
+        ``nextPageUrl``; it is followed only to the zone's own host, since the
+        request carries the API secret.
+        """
+        if not _ENTITY_NAME.match(entity):
+            raise ValueError(f"invalid Autotask entity name: {entity!r}")
+        what = f"query {entity}"
+        if next_url is None:
+            response = self._call("POST", f"/v1.0/{entity}/query", what, json=dict(body))
+        else:
+            response = self._send("POST", self._same_zone(next_url, what), what, json=dict(body))
+            if not 200 <= response.status_code < 300:
+                self._raise_for_status(response, what)
+        answer = self._json_object(response, what, retryable=True)
+        items = answer.get("items")
+        details = answer.get("pageDetails")
+        if not isinstance(items, list) or not isinstance(details, dict):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        following = details.get("nextPageUrl")
+        if following is not None and (not isinstance(following, str) or not following):
+            raise AutotaskError(f"{what}: unexpected nextPageUrl", retryable=True)
+        return [item for item in items if isinstance(item, dict)], following
+
+    def _same_zone(self, url: str, what: str) -> str:
+        """``url`` if it points at the zone's own scheme and host (compared case-insensitively)."""
+        zone = urlsplit(self.zone().api_url)
+        parts = urlsplit(url)
+        if (parts.scheme.lower(), parts.netloc.lower()) != (zone.scheme.lower(), zone.netloc.lower()):
+            raise AutotaskError(f"{what}: the next page is on another host; not followed",
+                                retryable=False)
+        return urlunsplit(parts)
+
     def ticket_url(self, ticket_id: int) -> str:
         """Link for people (alert links, notes); may trigger zone discovery."""
         return f"{self.zone().web_url}/Mvc/ServiceDesk/TicketDetail.mvc?ticketId={int(ticket_id)}"
@@ -320,6 +360,31 @@ class AutotaskClient:
         if not (_is_number(used) and _is_number(limit)) or float(limit) <= 0:
             raise AutotaskError(f"{what}: unexpected response", retryable=True)
         return float(used) / float(limit)
+
+    # ---------------------------------------------- entities a template may name
+
+    def get_company(self, company_id: int) -> dict[str, Any] | None:
+        """The company (``GET Companies/{id}``), or None when Autotask has none with this id."""
+        return self._get_item("Companies", company_id, "company")
+
+    def get_contact(self, contact_id: int) -> dict[str, Any] | None:
+        """The contact (``GET Contacts/{id}``), or None."""
+        return self._get_item("Contacts", contact_id, "contact")
+
+    def get_resource(self, resource_id: int) -> dict[str, Any] | None:
+        """The resource, a technician (``GET Resources/{id}``), or None."""
+        return self._get_item("Resources", resource_id, "resource")
+
+    def _get_item(self, entity: str, item_id: int, noun: str) -> dict[str, Any] | None:
+        iid = int(item_id)
+        what = f"get {noun} {iid}"
+        body = self._json_object(self._call("GET", f"/v1.0/{entity}/{iid}", what), what, retryable=True)
+        item = body.get("item")
+        if item is None:
+            return None
+        if not isinstance(item, dict):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        return item
 
     # ------------------------------------------------------------- picklists
 
@@ -355,6 +420,11 @@ class AutotaskClient:
         """The tenant's default for a picklist field (e.g. a note's type), if it has one."""
         found = self._picklist_field(entity, field)
         return found.default if found else None
+
+    def active_values(self, entity: str, field: str) -> list[tuple[int, str]]:
+        """The field's active values as (value, label), first by the tenant's sortOrder."""
+        found = self._picklist_field(entity, field)
+        return list(found.active) if found else []
 
     def _picklist_field(self, entity: str, field: str) -> _PicklistField | None:
         entry = self._picklist_entry(entity)
@@ -608,7 +678,8 @@ def _build_field(values: list[Any]) -> _PicklistField:
     active: dict[str, int] = {}
     inactive: dict[str, int] = {}
     default: int | None = None
-    for item in values:
+    ordered: list[tuple[float, int, int, str]] = []
+    for position, item in enumerate(values):
         if not isinstance(item, dict):
             continue
         value, label = item.get("value"), item.get("label")
@@ -621,9 +692,14 @@ def _build_field(values: list[Any]) -> _PicklistField:
             continue
         target = inactive if item.get("isActive") is False else active
         target.setdefault(fold(label), number)
-        if item.get("isDefaultValue") is True and item.get("isActive") is not False:
-            default = number if default is None else default
-    return _PicklistField(labels, {**inactive, **active}, default)
+        if item.get("isActive") is not False:
+            order = item.get("sortOrder")
+            ordered.append((float(order) if _is_number(order) else float("inf"), position,
+                            number, label))
+            if item.get("isDefaultValue") is True:
+                default = number if default is None else default
+    by_order = tuple((number, label) for _, _, number, label in sorted(ordered))
+    return _PicklistField(labels, {**inactive, **active}, default, by_order)
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

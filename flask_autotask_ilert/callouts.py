@@ -6,15 +6,20 @@ and gets back the outcome to answer with.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timezone
 
 from .config import Settings, SourceConfig
 from .events import ilert_event
 from .lifecycle import EVENT_TYPE, Action, State, column
+from .metrics import count_future_timestamp
 from .schemas import Callout
 from .store import Store, dumps_event
 
 _SCHEDULING = frozenset(action.value for action in EVENT_TYPE)
+
+logger = logging.getLogger("flask_autotask_ilert")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ def handle_callout(
     ``request_id`` travels with the event so that its delivery lines can be
     matched to this callout's line in the logs.
     """
+    last_activity_us = _usable_time(settings, store, source, callout)
     status_class = source.classify(callout.status)
     cells = column(status_class, realert_on_reopen=source.realert_on_reopen)
     # One event per action the column may schedule (a column often names the same action
@@ -61,7 +67,32 @@ def handle_callout(
         status_class,
         cells,
         events,
-        callout.last_activity_us,
+        last_activity_us,
         settings.resolved_retention_ms,
+        settings.clock_skew_ms,
     )
     return CalloutAnswer(callout.ticket_id, outcome.action, outcome.state, outcome.previous)
+
+
+def _usable_time(settings: Settings, store: Store, source: SourceConfig, callout: Callout) -> int | None:
+    """The callout's activity time, or None when it is too far ahead of this host's clock.
+
+    A time from the future would make every real callout after it stale (a ticket
+    frozen until the year 2999), so it orders nothing; the store applies the same
+    limit to the time it holds. Said once per callout in the log and counted.
+    """
+    last_us = callout.last_activity_us
+    if last_us is None:
+        return None
+    ahead_ms = last_us // 1000 - store.now_ms()
+    if ahead_ms <= settings.clock_skew_ms:
+        return last_us
+    when = callout.last_activity.astimezone(timezone.utc) if callout.last_activity else None
+    logger.warning(
+        "callout source=%s ticket=%s: last_activity_datetime %s is %.0f s ahead of this host's "
+        "clock (more than CLOCK_SKEW_SECONDS=%.0f); not used to order callouts",
+        source.name, callout.ticket_id, when.isoformat() if when else "?",
+        ahead_ms / 1000, settings.clock_skew_ms / 1000,
+    )
+    count_future_timestamp(source.name)
+    return None

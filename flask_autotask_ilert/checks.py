@@ -12,6 +12,9 @@ Each check makes at most a few cheap requests and changes nothing anyone sees:
   tells how much of the hourly budget is spent), and the ticket field
   information (priority, queue and status picklists); for a bidirectional
   source also the ticket note picklists. Three or four calls of the budget.
+- Alert text (``check_content``): each template rendered with a sample ticket.
+- Routing: every rule's labels against the tenant's ticket picklists (the
+  same cached call), and every rule's key against ilert, as above.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .autotask import AutotaskError
+from .content import PICKLIST_LABELS
 from .errors import StoreUnavailable
 from .ilert import Verdict
+from .lifecycle import fold, written_label_problems
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -72,32 +77,45 @@ def check_app(bridge: Bridge) -> Iterator[Result]:
 
 def check_ilert(bridge: Bridge, source: SourceConfig) -> Result:
     """Is the integration key one ilert knows? Asked without touching any alert."""
+    return check_ilert_key(bridge, source, source.ilert_integration_key)
+
+
+def check_ilert_key(bridge: Bridge, source: SourceConfig, key: str, what: str = "ilert") -> Result:
+    """Is ``key`` (the source's, or a routing rule's) one ilert knows? ``what`` names it, never the key."""
     body = {
-        "integrationKey": source.ilert_integration_key,
+        "integrationKey": key,
         "eventType": "RESOLVE",
         "alertKey": CHECK_ALERT_KEY + uuid.uuid4().hex,
         "summary": "flask-autotask-ilert check: resolves nothing",
     }
     result = bridge.ilert(source).send_event(body)
     where = source.ilert_api_url
+    hint = "ILERT_INTEGRATION_KEY" if key == source.ilert_integration_key else "the rule's integration_key"
     if result.verdict is Verdict.ALREADY_DONE:
-        return Result(PASS, "ilert", f"{where} knows the integration key (a RESOLVE for an unused "
-                                     "alert key was answered NO_OPEN_ALERT_WITH_KEY; nothing changed)")
+        return Result(PASS, what, f"{where} knows the integration key (a RESOLVE for an unused "
+                                  "alert key was answered NO_OPEN_ALERT_WITH_KEY; nothing changed)")
     if result.verdict is Verdict.DELIVERED:
-        return Result(PASS, "ilert", f"{where} accepted the integration key ({result.reason})")
+        return Result(PASS, what, f"{where} accepted the integration key ({result.reason})")
     if result.status == 429:
-        return Result(FAIL, "ilert", f"{where} rate-limited the check (429): the key's 50 events "
-                                     "a minute are in use; try again in a minute")
+        return Result(FAIL, what, f"{where} rate-limited the check (429): the key's 50 events "
+                                  "a minute are in use; try again in a minute")
     if result.status == 404:
-        return Result(FAIL, "ilert", f"{where} does not know this integration key ({result.reason}): "
-                                     "check ILERT_INTEGRATION_KEY and ILERT_API_URL")
+        return Result(FAIL, what, f"{where} does not know this integration key ({result.reason}): "
+                                  f"check {hint} and ILERT_API_URL")
     if result.verdict is Verdict.RETRY:
-        return Result(FAIL, "ilert", f"{where} is unreachable or failing: {result.reason}")
-    return Result(FAIL, "ilert", f"{where} refused the check: {result.reason}")
+        return Result(FAIL, what, f"{where} is unreachable or failing: {result.reason}")
+    return Result(FAIL, what, f"{where} refused the check: {result.reason}")
 
 
 def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
     """Zone, credentials and budget, picklists; stops at the first failure (the rest would fail too)."""
+    if source.sync is not None:
+        problems = written_label_problems(
+            source.classify, source.sync.accept_status, source.sync.resolve_status
+        )
+        if problems:  # init_app refuses these; a source changed after it is still checked
+            yield Result(FAIL, "sync statuses", "; ".join(problems))
+            return
     client = bridge.autotask(source)
     if client is None or source.autotask is None:
         yield Result(SKIP, "autotask", "no API user configured: alerts carry the callout's data only")
@@ -145,7 +163,7 @@ def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
     if sync.ticket_updater is not None:
         yield Result(SKIP, "autotask sync", "ticket writes go to the configured TICKET_UPDATER")
         return
-    problems = []
+    problems, warnings = [], []
     try:
         for option, status in (("ACCEPT_STATUS", sync.accept_status),
                                ("RESOLVE_STATUS", sync.resolve_status)):
@@ -156,14 +174,103 @@ def check_autotask(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
             found = (client.label_to_value("TicketNotes", field, label) if label
                      else client.default_value("TicketNotes", field))
             if found is None:
-                problems.append(f"{option}: no note {field} labelled {label!r}" if label
-                                else f"{option}: the tenant has no default note {field}; set one")
+                # Notes still go out (tickets.note_value falls back); someone should choose.
+                choices = client.active_values("TicketNotes", field)
+                used = next((name for value, name in choices
+                             if value == client.default_value("TicketNotes", field)),
+                            choices[0][1] if choices else None)
+                what = (f"no note {field} labelled {label!r}" if label
+                        else f"the tenant has no default note {field}")
+                warnings.append(f"{option}: {what}; notes use {used!r}; choose one of: "
+                                + ", ".join(repr(name) for _, name in choices))
     except AutotaskError as exc:
         yield Result(FAIL, "autotask sync", str(exc))
         return
     if problems:
-        yield Result(FAIL, "autotask sync", "; ".join(problems))
+        yield Result(FAIL, "autotask sync", "; ".join(problems + warnings))
+    elif warnings:
+        yield Result(WARN, "autotask sync", "; ".join(warnings))
     else:
         yield Result(PASS, "autotask sync",
                      f"statuses {sync.accept_status!r} and {sync.resolve_status!r} and the note "
                      "type and publish values exist")
+
+
+#: A ticket as templates see it, for rendering each template once (``check``).
+SAMPLE_TICKET = {
+    "id": 7865, "ticketNumber": "T20191029.0002", "title": "Server DC01 unreachable",
+    "description": "Ping to DC01 failed from the RMM agent at 14:12.", "status": "New",
+    "priority": "Critical", "queueID": 29683354, "queue": "Monitoring Alert", "companyID": 0,
+    "contactID": None, "assignedResourceID": None, "issueType": "Network",
+    "subIssueType": "Server Down", "source": "Monitoring Alert", "ticketType": "Incident",
+    "createDate": "2019-10-29T18:14:47.643Z", "lastActivityDate": "2019-10-30T19:06:38.583Z",
+    "url": "https://ww5.autotask.net/Mvc/ServiceDesk/TicketDetail.mvc?ticketId=7865",
+}
+
+
+def sample_context(source: SourceConfig) -> dict[str, Any]:
+    return {
+        "ticket": dict(SAMPLE_TICKET),
+        "company": {"id": 0, "companyName": "Example Customer Inc.", "phone": "+1 555 0100"},
+        "contact": {"id": 30682817, "firstName": "Jane", "lastName": "Doe",
+                    "emailAddress": "jane.doe@example.com"},
+        "resource": {"id": 29682885, "firstName": "Sam", "lastName": "Tech",
+                     "email": "sam.tech@example.com"},
+        "callout": {"number": "T20191029.0002", "status": "New", "domain": "EXAMPLE.COM",
+                    "last_activity": "2019-10-30T15:06:38.583000-04:00"},
+        "source": source.name,
+    }
+
+
+def check_content(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
+    """Custom alert text rendered with a sample ticket; each routing rule's labels and key."""
+    sets = [("alert text", source.templates)]
+    sets += [(f"alert text, {r.label}", r.templates) for r in source.routes
+             if r.templates is not None and r.templates is not source.templates]
+    for what, templates in sets:
+        if templates is None:
+            continue
+        rendered = templates.render(sample_context(source))
+        if rendered.failures:
+            yield Result(FAIL, what, "; ".join(f"{w} template failed with a sample ticket: {why}"
+                                               for w, why in rendered.failures))
+        else:
+            yield Result(PASS, what, f"renders with a sample ticket; summary: {rendered.summary!r}"
+                         if rendered.summary is not None else "renders with a sample ticket")
+    if not source.routes:
+        return
+    yield from _check_route_labels(bridge, source)
+    checked = {source.ilert_integration_key}
+    for route in source.routes:
+        if route.integration_key not in checked:
+            checked.add(route.integration_key)
+            yield check_ilert_key(bridge, source, route.integration_key, f"ilert, {route.label}")
+
+
+def _check_route_labels(bridge: Bridge, source: SourceConfig) -> Iterator[Result]:
+    client = bridge.autotask(source)
+    if client is None:
+        yield Result(SKIP, "routing labels", "no API user configured: the rules' labels are not "
+                                             "checked, and only rules without labels can match")
+        return
+    fields = {label: field for field, label in PICKLIST_LABELS.items()}
+    problems: list[str] = []
+    try:
+        for route in source.routes:
+            for name, wanted in route.match:
+                if name not in fields:  # a company name: not a picklist
+                    continue
+                known = {fold(label) for label in client.picklist("Tickets", fields[name]).values()}
+                unknown = sorted(wanted - known)
+                if unknown:
+                    problems.append(f"{route.label}: no ticket {name} labelled "
+                                    + ", ".join(repr(u) for u in unknown))
+    except AutotaskError as exc:
+        yield Result(FAIL, "routing labels", str(exc))
+        return
+    if problems:
+        yield Result(FAIL, "routing labels", "; ".join(problems))
+    else:
+        yield Result(PASS, "routing labels",
+                     f"the labels of {len(source.routes)} rule(s) are in the tenant's picklists "
+                     "(company names are not checked)")

@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import with_appcontext
 
+import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.reports as reports
 
 from .bridge import Bridge, get_bridge
 from .config import SourceConfig
-from .errors import StoreUnavailable
+from .content import explain as explain_route
+from .errors import AutotaskIlertError, StoreUnavailable
 from .http import redact
 from .webhook_commands import webhook_group
 
@@ -167,10 +169,11 @@ def check_command(source: str | None) -> None:
     (it proves the integration key and changes nothing, but counts against the
     key's 50 events a minute); Autotask is asked for the zone, the API usage
     (ThresholdInformation, which proves the credentials) and the ticket
-    picklists, plus the note picklists for a bidirectional source. Exits 1 if
-    any check fails.
+    picklists, plus the note picklists for a bidirectional source. Alert text
+    templates are rendered with a sample ticket, and each ROUTES rule's labels
+    and key are checked the same way. Exits 1 if any check fails.
     """
-    from .checks import FAIL, Result, check_app, check_autotask, check_ilert, summary
+    from .checks import FAIL, Result, check_app, check_autotask, check_content, check_ilert, summary
 
     bridge = get_bridge()
     results: list[Result] = []
@@ -187,6 +190,8 @@ def check_command(source: str | None) -> None:
         click.echo(f"source {config.name}")
         show(check_ilert(bridge, config), "  ")
         for result in check_autotask(bridge, config):
+            show(result, "  ")
+        for result in check_content(bridge, config):
             show(result, "  ")
     failed, line = summary(results)
     click.echo(click.style(line, fg="red" if failed else "green", bold=True))
@@ -386,7 +391,8 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
     For setup checks: it proves that the URL, the proxy in front of the app, the
     token, any Basic credentials, Redis and the lifecycle work together. The
     defaults are harmless (an unknown ticket, a status that pages nobody); a
-    real ticket id and status act for real. The token is never printed. Exits 0
+    real ticket id and status act for real. With ROUTES, it first says which
+    rule the ticket meets (read from Autotask). The token is never printed. Exits 0
     when the bridge decided on the sample (200, 202, or the lifecycle's 400),
     1 otherwise.
     """
@@ -408,6 +414,8 @@ def simulate_command(url: str, webhook: bool, source: str | None, ticket: int,
     sample = (reports.webhook_sample(base, config, ticket, (status or "ACCEPTED").upper()) if webhook
               else reports.callout_sample(base, config, ticket, status or "Complete"))
     click.echo(f"POST {base}{sample.shown}  ({sample.what}, source {config.name})")
+    if config.routes and not webhook:
+        click.echo(explain_route(config, bridge.autotask(config), ticket, datetime.now(timezone.utc)))
     _show_answer(bridge, reports.send_sample(sample, settings.http_timeout))
 
 
@@ -427,6 +435,28 @@ def _show_answer(bridge: Bridge, answer: reports.SampleAnswer) -> None:
                    "the credentials (see the answer above)", err=True)
         raise SystemExit(1)
     click.echo(f"the bridge decided: {answer.action}")
+
+
+@cli_group.command("reconcile")
+@click.option("--since", help="Start of the window (ISO 8601, UTC without an offset). "
+                              "Default: the last sweep's mark.")
+@click.option("--dry-run", is_flag=True, help="Say what the sweep would do; change nothing.")
+@click.option("--resolve-unknown", is_flag=True,
+              help="Also RESOLVE closed tickets the store has no record of.")
+@click.option("--source", default=None, help="Only this alert source.")
+@with_appcontext
+def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, source: str | None) -> None:
+    """One reconciliation sweep now: tickets changed in Autotask go through the lifecycle."""
+    bridge = get_bridge()
+    try:
+        start = reconcile.parse_since(since) if since else None
+        for config in reconcile.sources(bridge, source, required=True):
+            report = reconcile.run(bridge, config, since=start, dry_run=dry_run,
+                                   resolve_unknown=resolve_unknown, progress=reconcile.progress_bar)
+            for line in reconcile.describe(report, config.name):
+                click.echo(_safe(bridge, line))
+    except (AutotaskIlertError, StoreUnavailable) as exc:
+        raise click.ClickException(_safe(bridge, str(exc))) from None
 
 
 cli_group.add_command(webhook_group)  # webhook install|remove (webhook_commands.py)

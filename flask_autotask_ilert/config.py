@@ -68,7 +68,10 @@ from .lifecycle import (
     PriorityMap,
     StatusClass,
     StatusClassifier,
+    written_label_problems,
 )
+from .routing import Route, Rules, parse_routes
+from .templates import AlertTemplates, JinjaMapping, JinjaText, TemplateProblem, build
 from .trusted_hosts import normalise_suffixes, url_problem
 
 PREFIX = "AUTOTASK_ILERT_"
@@ -158,8 +161,15 @@ OPTIONS: tuple[Option, ...] = (
            "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
            check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
-           "How long the audit trail of a rejected ticket (one that has no alert) is kept.",
+           "How long the audit trail of a rejected ticket (one that has no alert) is kept, and its "
+           "activity time, so that an older callout delivered after the refused one is stale.",
            check=Positive(), field="audit_reject_ms", convert=_ms(3_600_000)),
+    Option("CLOCK_SKEW_SECONDS", 300.0, float,
+           "How far ahead of this host's clock a callout's `last_activity_datetime` may be and still "
+           "order callouts. A later one (a wrong clock, a year 2999) is treated as absent, so it cannot "
+           "make every real callout after it stale; it is logged and counted in "
+           "`autotask_ilert_future_timestamps`. See [lifecycle.md](lifecycle.md#order-and-time).",
+           check=Between(1, 86_400), field="clock_skew_ms", convert=_ms(1000)),
     Option("SOURCES", None, "json",
            "Several alert sources: a mapping of source name to that source's options, in lower case. See "
            "[Several alert sources](#several-alert-sources). Its entries hold secrets.", field=None),
@@ -208,6 +218,17 @@ OPTIONS: tuple[Option, ...] = (
            "How long one reading of the tenant's API usage is trusted; it is shared by all workers, so the "
            "check costs at most one request per this many seconds.",
            field="autotask_threshold_check_ms", convert=_ms(1000)),
+    Option("RECONCILE_INTERVAL_SECONDS", 300.0, float,
+           "How often the worker compares the tickets changed in Autotask with what the bridge "
+           "knows, so a lost callout still pages, accepts or resolves ([reliability.md]"
+           "(reliability.md#reconciliation-with-autotask)). One sweep at a time across every "
+           "process and host; it runs for sources with Autotask credentials. `0` turns it off.",
+           check=AtLeast(0)),
+    Option("ENTITY_CACHE_SECONDS", 3600.0, float,
+           "How long an Autotask company, contact or resource that a template names is kept in Redis "
+           "(shared by every worker), so a template costs about one Autotask call per company, contact "
+           "or resource in this time instead of one per alert; see [alert-text.md](alert-text.md).",
+           check=Positive(), field="entity_cache_ms", convert=_ms(1000)),
     # -- watching it: metrics, readiness, logs ------------------------------------------
     Option("METRICS_TOKEN", None, str,
            "When set, `GET {prefix}/metrics` answers only requests carrying `Authorization: Bearer "
@@ -277,6 +298,11 @@ OPTIONS: tuple[Option, ...] = (
            "Autotask priority label -> `\"HIGH\"` or `\"LOW\"`. Labels not listed page `HIGH`. The mapping "
            "replaces the default, so include `\"Low\": \"LOW\"` if you still want it. Unset: `{\"Low\": "
            "\"LOW\"}`.", per_source=True),
+    Option("RECONCILE_FILTER", None, "json",
+           "Extra conditions of the reconciliation query, in Autotask's query syntax, e.g. "
+           "`[{\"op\": \"eq\", \"field\": \"queueID\", \"value\": 29683354}]`: give it the "
+           "conditions of the workflow rule that sends the callout, so the sweep looks only at the "
+           "tickets the callout is about. Unset: every ticket of the tenant.", per_source=True),
     Option("REALERT_ON_REOPEN", False, bool,
            "A resolved ticket that comes back with an open status creates a new alert; see "
            "[lifecycle.md](lifecycle.md#transitions).", per_source=True),
@@ -293,6 +319,24 @@ OPTIONS: tuple[Option, ...] = (
            "Needs the `AUTOTASK_*` credentials (a status arrives as a picklist id). Unset: that endpoint "
            "answers 404 for this source.",
            per_source=True, secret=True, check=SecretText(16, 64)),
+    Option("SUMMARY_TEMPLATE", None, str,
+           "The alert's summary, as a Jinja2 template (sandboxed) over `ticket`, `company`, `contact`, "
+           "`resource`, `callout` and `source`, e.g. `{{ company.companyName }}: {{ ticket.title }}`; "
+           "see [alert-text.md](alert-text.md). Checked at startup. Unset: `[<number>] <title>`.",
+           per_source=True, check=JinjaText()),
+    Option("DETAILS_TEMPLATE", None, str,
+           "The alert's details, as a template like `SUMMARY_TEMPLATE`. Unset: the ticket's description.",
+           per_source=True, check=JinjaText()),
+    Option("CUSTOM_DETAILS", None, "json",
+           "Extra keys of the alert's custom details, each a template like `SUMMARY_TEMPLATE`, e.g. "
+           "`{\"company\": \"{{ company.companyName }}\"}`. They are added to the default ones.",
+           per_source=True, check=JinjaMapping()),
+    Option("ROUTES", None, "json",
+           "Routing rules, first match wins: each sends the tickets it matches (by queue, priority, "
+           "company, issue type, sub-issue type, ticket type, source, and time) to its own "
+           "`integration_key`, optionally with its own `priority` and templates; a ticket no rule "
+           "matches goes to `ILERT_INTEGRATION_KEY`. See [routing.md](routing.md). Holds secrets.",
+           per_source=True, secret=True, check=Rules()),
     # -- ilert -> Autotask (bidirectional sync), per alert source --------------------------
     # (docs: BIDIRECTIONAL and every per-source option after it go in the sync table)
     Option("BIDIRECTIONAL", False, bool,
@@ -321,11 +365,13 @@ OPTIONS: tuple[Option, ...] = (
            per_source=True, only_with=SYNC, secret=True, check=Secret()),
     Option("ACCEPT_STATUS", "In Progress", str,
            "Status label a ticket whose last known class is `NEW` is set to when its alert is accepted in "
-           "ilert. Resolved through the tenant's `Tickets.status` picklist.",
+           "ilert. Resolved through the tenant's `Tickets.status` picklist. Must be of class `IN_PROGRESS` "
+           "or `WAITING` (`STATUS_LABELS`), or `init_app` refuses it.",
            per_source=True, only_with=SYNC),
     Option("RESOLVE_STATUS", "Complete", str,
            "Status label a ticket is set to when its alert is resolved in ilert (unless its last known "
-           "class is `CLOSED`).", per_source=True, only_with=SYNC),
+           "class is `CLOSED`). Must be of class `CLOSED` (`STATUS_LABELS`), or `init_app` refuses it; "
+           "see [sync.md](sync.md#what-it-does).", per_source=True, only_with=SYNC),
     Option("NOTE_TITLE", "ilert", str, "Title of the ticket notes the bridge adds. May use the fields "
            "below.",
            per_source=True, only_with=SYNC, check=Template(NOTE_FIELDS)),
@@ -500,11 +546,18 @@ class SourceConfig:
     rate_limit: str | None = None
     #: Signs Autotask's webhook deliveries to this source; None: webhooks are off for it.
     webhook_secret: str | None = field(default=None, repr=False)
+    #: Extra Autotask query conditions of the reconciliation sweep (RECONCILE_FILTER).
+    reconcile_filter: tuple[Mapping[str, Any], ...] = ()
+    #: The source's own alert text (SUMMARY_TEMPLATE, ...), None for the default text.
+    templates: AlertTemplates | None = field(default=None, repr=False)
+    #: ROUTES, in order (routing.py).
+    routes: tuple[Route, ...] = field(default=(), repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value of this source, for redaction."""
-        values = [*self.callout_tokens, self.ilert_integration_key, self.callout_password or ""]
+        values = [*self.callout_tokens, self.ilert_integration_key, self.callout_password or "",
+                  *(route.integration_key for route in self.routes)]
         if self.autotask:
             values += [self.autotask.secret, self.autotask.integration_code]
         if self.sync:
@@ -546,6 +599,9 @@ class Settings:
     ready_queue_age_seconds: float = 300.0
     log_format: str = "text"
     autotask_allowed_hosts: tuple[str, ...] = ("autotask.net",)
+    reconcile_interval_seconds: float = 300.0
+    entity_cache_ms: int = 3_600_000
+    clock_skew_ms: int = 300_000
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -667,9 +723,32 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         )
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
+    reconcile_filter = value("RECONCILE_FILTER") or []
+    _require(isinstance(reconcile_filter, list)
+             and all(isinstance(c, Mapping) and "op" in c for c in reconcile_filter),
+             f"{where}: RECONCILE_FILTER must be a list of Autotask query conditions "
+             "(objects with an \"op\")")
 
+    text = {"summary_template": value("SUMMARY_TEMPLATE"), "details_template": value("DETAILS_TEMPLATE"),
+            "custom_details": value("CUSTOM_DETAILS")}
+    try:
+        templates = build(*text.values())
+    except TemplateProblem as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    try:
+        routes = parse_routes(value("ROUTES"), text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: ROUTES {exc}") from None
+
+    sync = _build_sync(where, value, autotask is not None) if value(SYNC) else None
+    if sync is not None:
+        problems = written_label_problems(classify, sync.accept_status, sync.resolve_status)
+        _require(not problems, f"{where}: {'; '.join(problems)}")
     return SourceConfig(
-        sync=_build_sync(where, value, autotask is not None) if value(SYNC) else None,
+        reconcile_filter=tuple(reconcile_filter),
+        templates=templates,
+        routes=routes,
+        sync=sync,
         name=name,
         callout_tokens=tuple(tokens),
         callout_username=username,

@@ -37,6 +37,7 @@ class QueuedEvent(_Queued, total=False):
     request_id: str  # the request id of the callout or webhook that queued it (log correlation)
     callout: dict[str, Any]  # ilert: what the callout said (Callout.record()), to page without Autotask
     body: dict[str, Any]  # ilert: the Events API body, once built (a retry sends the same content)
+    alert_key: str  # all: the key of the alert it is about, generation included (callout.lua, sync.py)
     slot: int  # ilert: the send slot reserved under the key's rate limit (ms); dropped on a retry
     enrich_attempts: int  # ilert: failed reads of the ticket from Autotask so far
     status_label: str | None  # ticket: the status to set, or None for a note only
@@ -81,8 +82,13 @@ def ilert_event(
 def ticket_write(
     source: str, ticket: int, action: str, *, status_label: str | None, note_title: str,
     note_text: str, by: str, alert_id: str | None, queued_at: int, request_id: str | None = None,
+    alert_key: str | None = None,
 ) -> QueuedEvent:
-    """A write to the Autotask ticket, from an ilert webhook (bidirectional sync)."""
+    """A write to the Autotask ticket, from an ilert webhook (bidirectional sync).
+
+    ``alert_key`` names the alert the webhook was about: if a reopen gives the
+    ticket a newer alert before the write goes out, its status is left alone.
+    """
     event: QueuedEvent = {
         "id": uuid.uuid4().hex,
         "target": TICKET,
@@ -99,6 +105,8 @@ def ticket_write(
     }
     if request_id:
         event["request_id"] = request_id
+    if alert_key:
+        event["alert_key"] = alert_key
     return event
 
 

@@ -254,6 +254,37 @@ def sync_transition(
     return SyncTransition(rule.action, rule.new_state, last_class in rule.set_status_for)
 
 
+#: The classes a status the bridge writes on an ilert ACCEPTED may have: the lifecycle table
+#: answers a callout of either with "accept" (or nothing once accepted), never a new alert.
+ACCEPTING_CLASSES = frozenset({StatusClass.IN_PROGRESS, StatusClass.WAITING})
+
+
+def written_label_problems(
+    classify: StatusClassifier, accept_status: str, resolve_status: str
+) -> list[str]:
+    """Why the status labels bidirectional sync writes would not mean what they say (empty: fine).
+
+    The bridge reads its own ticket edits back through the callout Autotask fires
+    for them. A resolve status that is not CLOSED would leave the alert's ticket
+    open in the table's eyes, and with re-alert on reopen page again for a ticket
+    just resolved in ilert; an accept status that does not accept could do the same.
+    """
+    problems = []
+    accept_class = classify(accept_status)
+    if accept_class not in ACCEPTING_CLASSES:
+        problems.append(
+            f"ACCEPT_STATUS {accept_status!r} is a {accept_class.value} status; it must be one "
+            "that accepts (IN_PROGRESS or WAITING, see STATUS_LABELS)"
+        )
+    resolve_class = classify(resolve_status)
+    if resolve_class is not StatusClass.CLOSED:
+        problems.append(
+            f"RESOLVE_STATUS {resolve_status!r} is a {resolve_class.value} status; it must be a "
+            "CLOSED one (see STATUS_LABELS)"
+        )
+    return problems
+
+
 def status_change_still_wanted(action: SyncAction, last_class: StatusClass | None) -> bool:
     """Re-checked just before a queued ticket write: the ticket may have moved in Autotask.
 

@@ -114,6 +114,41 @@ ILERT_RATE_LIMITED = Counter(
     "Events ilert answered with 429 Too Many Requests (each is retried).",
     ["source"],
 )
+TEMPLATE_ERRORS = Counter(
+    "autotask_ilert_template_errors",
+    "Alert text templates that failed while rendering, by alert source and template (summary, "
+    "details, custom_details); the default text went out instead.",
+    ["source", "template"],
+)
+
+RECONCILE_SWEEPS = Counter(
+    "autotask_ilert_reconcile_sweeps",
+    "Reconciliation sweeps against Autotask, by alert source and outcome (done, failed, deferred: "
+    "the tenant's API budget was spent).",
+    ["source", "outcome"],
+)
+RECONCILE_TICKETS = Counter(
+    "autotask_ilert_reconcile_tickets",
+    "Tickets the reconciliation sweeps read from Autotask, by alert source.",
+    ["source"],
+)
+RECONCILE_CHANGES = Counter(
+    "autotask_ilert_reconcile_changes",
+    "Changes the sweeps found that no callout had reported, by alert source and action (create, "
+    "accept, resolve, resolve-unknown): each one a lost callout.",
+    ["source", "action"],
+)
+RECONCILE_CALLS = Counter(
+    "autotask_ilert_reconcile_autotask_calls",
+    "Autotask requests the sweeps made (query pages, picklist reads), by alert source.",
+    ["source"],
+)
+FUTURE_TIMESTAMPS = Counter(
+    "autotask_ilert_future_timestamps",
+    "Callouts whose last_activity_datetime was more than CLOCK_SKEW_SECONDS ahead of the "
+    "bridge's clock, and so was not used to order them.",
+    ["source"],
+)
 
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 _OPERATION = re.compile(r"[^A-Za-z0-9/{}._-]")
@@ -161,8 +196,28 @@ def count_delivery(source: str, target: str, outcome: str, latency_s: float | No
 
 
 @_never_raise
+def count_future_timestamp(source: str) -> None:
+    FUTURE_TIMESTAMPS.labels(source).inc()
+
+
+@_never_raise
 def count_ilert_rate_limited(source: str) -> None:
     ILERT_RATE_LIMITED.labels(source).inc()
+
+
+@_never_raise
+def count_reconcile(
+    source: str, outcome: str, read: int = 0, calls: int = 0, changes: Iterable[str] = ()
+) -> None:
+    RECONCILE_SWEEPS.labels(source, outcome).inc()
+    RECONCILE_TICKETS.labels(source).inc(read)
+    RECONCILE_CALLS.labels(source).inc(calls)
+    for action in changes:
+        RECONCILE_CHANGES.labels(source, action).inc()
+
+
+def count_template_error(source: str, template: str) -> None:
+    TEMPLATE_ERRORS.labels(source, template).inc()
 
 
 # -- shared state, read from Redis at scrape time -----------------------------------------

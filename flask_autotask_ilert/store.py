@@ -8,8 +8,14 @@ never answered 2xx).
 
 Layout (every key under the configured prefix):
 
-``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US", ``a`` audit
-                            trail (8-byte records, audit.py); RESOLVED ones expire
+``map:<source>:<ticket>``   hash: ``s`` "STATE|CLASS|LAST_ACTIVITY_US[|GENERATION]", ``a``
+                            audit trail (8-byte records, audit.py), ``t`` the activity time
+                            of a refused first callout, ``m`` the alert's short summary,
+                            ``rk`` digest of the integration key its ALERT went to
+                            (routing.py); RESOLVED ones expire, and so do refused ones
+``entity:<digest>:<Entity>:<id>`` an Autotask company, contact or resource a template
+                            names, and when it was read (JSON; item null for none);
+                            kept for ENTITY_CACHE_SECONDS
 ``q:<source>:<ticket>``     the ticket's undelivered events, oldest first
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
@@ -37,12 +43,16 @@ from typing import Any
 
 import redis
 
+from .alerts import alert_key
 from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
 from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
-_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay")
+_SCRIPTS = (
+    "callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay", "summary",
+    "route",
+)
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
 _WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
 
@@ -91,6 +101,9 @@ class Keys:
     def usage(self, digest: str) -> str:
         return f"{self.prefix}usage:{digest}"
 
+    def entity(self, tenant: str, entity: str, item_id: int) -> str:
+        return f"{self.prefix}entity:{tenant}:{entity}:{item_id}"
+
     @property
     def heartbeats(self) -> str:
         return f"{self.prefix}heartbeats"
@@ -130,16 +143,25 @@ class TicketMapping:
     status_class: StatusClass
     last_activity_us: int | None
     ttl_ms: int | None = None
+    #: Which alert of the ticket is the current one: 1 for the first, one more for each
+    #: alert a reopen created (callout.lua counts them); its key is ``alerts.alert_key``'s.
+    generation: int = 1
 
     def encode(self) -> str:
-        """The stored form (callout.lua writes the same): "STATE|CLASS|LAST_ACTIVITY_US"."""
+        """The stored form (callout.lua writes the same): "STATE|CLASS|LAST_ACTIVITY_US[|GEN]".
+
+        The generation is written only from the second alert on, so a record of a
+        ticket that was never reopened reads the same as before generations existed.
+        """
         last = "" if self.last_activity_us is None else str(self.last_activity_us)
-        return f"{self.state.value}|{self.status_class.value}|{last}"
+        gen = f"|{self.generation}" if self.generation > 1 else ""
+        return f"{self.state.value}|{self.status_class.value}|{last}{gen}"
 
     @classmethod
     def decode(cls, raw: str, ttl_ms: int | None = None) -> TicketMapping:
-        state, status_class, last = raw.split("|", 2)
-        return cls(State(state), StatusClass(status_class), int(last) if last else None, ttl_ms)
+        state, status_class, last, *gen = raw.split("|", 3)
+        return cls(State(state), StatusClass(status_class), int(last) if last else None, ttl_ms,
+                   int(gen[0]) if gen else 1)
 
 
 @dataclass(frozen=True)
@@ -231,12 +253,21 @@ class Store:
         events: Mapping[Action, str],
         last_activity_us: int | None,
         retention_ms: int,
+        clock_skew_ms: int | None = None,
     ) -> CalloutOutcome:
-        """Evaluate the column against the stored state and queue its event: one round trip."""
+        """Evaluate the column against the stored state and queue its event: one round trip.
+
+        ``clock_skew_ms``: an activity time (given, or stored by an earlier callout)
+        more than this far ahead of now orders nothing, as if absent (None: no limit).
+        Each queued event gets the ``alert_key`` of the alert it is about; callout.lua
+        knows the ticket's generation, which Python cannot know before the call.
+        """
+        now_ms = self.now_ms()
+        limit = "" if clock_skew_ms is None else (now_ms + clock_skew_ms) * 1000
         args: list[str | int | bytes] = [
             status_class.value,
             "" if last_activity_us is None else last_activity_us,
-            self.now_ms(),
+            now_ms,
             retention_ms,
             member(source, ticket),
         ]
@@ -244,9 +275,11 @@ class Store:
             cell = column[state]
             args += [cell.action.value, cell.new_state.value, events.get(cell.action, "")]
         args += [
-            callout_prefix(self.now_ms() // 1000, status_class) if self.audit_entries else "",
+            callout_prefix(now_ms // 1000, status_class) if self.audit_entries else "",
             self.audit_entries,
             self.reject_audit_ms,
+            limit,
+            alert_key(ticket),
         ]
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready,
                 self.keys.wake]
@@ -293,6 +326,19 @@ class Store:
         ]
         with self._guard():
             return bool(self._script("transition")(keys=keys, args=args))
+
+    def keep_summary(self, source: str, ticket: int, summary: str) -> bool:
+        """Keep the summary of the ticket's newest alert for its ACCEPT and RESOLVE (False: no record)."""
+        with self._guard():
+            return bool(self._script("summary")(
+                keys=[self.keys.mapping(source, ticket)], args=[summary]
+            ))
+
+    def summary(self, source: str, ticket: int) -> str | None:
+        """The summary kept by :meth:`keep_summary`, if any."""
+        with self._guard():
+            raw = self.client.hget(self.keys.mapping(source, ticket), "m")
+        return None if raw is None else _text(raw)
 
     def audit(self, source: str, ticket: int) -> list[tuple[int, str]]:
         """The ticket's audit trail, newest first: (unix seconds, what happened)."""
@@ -438,6 +484,47 @@ class Store:
             self.client.set(
                 self.keys.usage(digest), f"{usage!r}|{self.now_ms()}", px=max(1, 2 * max_age_ms)
             )
+
+    # -- routing and the entity cache (templates) ---------------------------------
+
+    #: The field of a ticket's record that names the key its ALERT went to (a digest).
+    ROUTE_FIELD = "rk"
+
+    def set_route(self, source: str, ticket: int, digest: str | None) -> bool:
+        """Remember the key (digest) a ticket's ALERT went to, or forget it (None).
+
+        Only on an existing record: a ticket forgotten meanwhile gets no new,
+        never-expiring record. False when there was none.
+        """
+        with self._guard():
+            return bool(self._script("route")(
+                keys=[self.keys.mapping(source, ticket)], args=[self.ROUTE_FIELD, digest or ""]
+            ))
+
+    def route(self, source: str, ticket: int) -> str | None:
+        """The digest of the key a ticket's ALERT went to, if one was kept."""
+        with self._guard():
+            raw = self.client.hget(self.keys.mapping(source, ticket), self.ROUTE_FIELD)
+        return _text(raw) if raw is not None else None
+
+    def cached_entity(self, tenant: str, entity: str, item_id: int, max_age_ms: int) -> tuple[bool, Any]:
+        """(found, the entity or None) from the cache; (False, None) when not cached or too old.
+
+        The age is checked against the store's clock, as the usage reading's is.
+        """
+        with self._guard():
+            raw = self.client.get(self.keys.entity(tenant, entity, item_id))
+        if raw is None:
+            return False, None
+        cached = json.loads(raw)
+        if not isinstance(cached, dict) or self.now_ms() - int(cached.get("at", 0)) >= max_age_ms:
+            return False, None
+        return True, cached.get("item")
+
+    def cache_entity(self, tenant: str, entity: str, item_id: int, value: Any, max_age_ms: int) -> None:
+        with self._guard():
+            self.client.set(self.keys.entity(tenant, entity, item_id),
+                            _dumps_any({"at": self.now_ms(), "item": value}), px=max(1, max_age_ms))
 
     # -- inspection -------------------------------------------------------------
 
@@ -606,6 +693,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 def _dumps(value: Mapping[str, Any]) -> str:
     return _ENCODER.encode(value)
+
+
+def _dumps_any(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def dumps_event(event: QueuedEvent) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from .alerts import ALERT_KEY_PREFIX
-from .audit import WEBHOOK, Entry
+from .alerts import ALERT_KEY_PREFIX, alert_key
+from .audit import SUPERSEDED, WEBHOOK, Entry
 from .config import Settings, SourceConfig
 from .errors import StoreUnavailable
 from .events import ticket_write
@@ -24,15 +24,30 @@ from .store import Store, TicketMapping, dumps_event
 
 logger = logging.getLogger("flask_autotask_ilert")
 
-_ALERT_KEY = re.compile(rf"^\s*{re.escape(ALERT_KEY_PREFIX)}(\d{{1,16}})\s*$", re.IGNORECASE)
+_ALERT_KEY = re.compile(
+    rf"^\s*{re.escape(ALERT_KEY_PREFIX)}(\d{{1,16}})(?:-(\d{{1,9}}))?\s*$", re.IGNORECASE
+)
 #: Attempts at the compare-and-set before giving up with a 503 (only under heavy contention).
 CAS_ATTEMPTS = 8
 
 
-def ticket_of(alert_key: str | None) -> int | None:
-    """The ticket id in an alert key we made (ilert trims and case-folds keys)."""
+def alert_of(alert_key: str | None) -> tuple[int, int] | None:
+    """The ticket id and alert generation in an alert key we made (ilert trims and case-folds keys).
+
+    ``autotask-<id>`` is a ticket's first alert (generation 1), ``autotask-<id>-<n>``
+    the n-th, made when a resolved ticket was reopened (``alerts.alert_key``).
+    """
     match = _ALERT_KEY.match(alert_key or "")
-    return int(match.group(1)) if match else None
+    if not match:
+        return None
+    generation = int(match.group(2)) if match.group(2) else 1
+    return (int(match.group(1)), generation) if generation >= 1 else None
+
+
+def ticket_of(alert_key: str | None) -> int | None:
+    """The ticket id in an alert key we made, whichever of its alerts it names."""
+    found = alert_of(alert_key)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -69,16 +84,21 @@ def handle_webhook(
     ``request_id`` travels with the queued ticket write, as with callouts.
     """
     assert source.sync is not None
-    ticket = ticket_of(webhook.alert_key)
-    if ticket is None:
+    found = alert_of(webhook.alert_key)
+    if found is None:
         store.count("webhooks_not_ours")
         return WebhookAnswer(None, "ignored", None)
+    ticket, generation = found
     status = IlertStatus(webhook.status)
     for _ in range(CAS_ATTEMPTS):
         mapping = store.mapping(source.name, ticket)
         if mapping is None:
             store.count("webhooks_not_ours")
             return WebhookAnswer(ticket, "ignored", None)
+        if generation != mapping.generation:
+            if _superseded(store, source, ticket, mapping, webhook, generation):
+                return WebhookAnswer(ticket, "ignored", mapping.state)
+            continue
         change = sync_transition(mapping.state, mapping.status_class, status)
         if not change.writes_ticket:
             return WebhookAnswer(ticket, SyncAction.NOTHING.value, mapping.state)
@@ -97,8 +117,9 @@ def handle_webhook(
             alert_id=webhook.alert_id,
             queued_at=store.now_ms(),
             request_id=request_id,
+            alert_key=alert_key(ticket, generation),
         )
-        new = TicketMapping(change.new_state, mapping.status_class, mapping.last_activity_us)
+        new = replace(mapping, state=change.new_state)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
         entry = Entry.transition(WEBHOOK, change.action.value, mapping.state, change.new_state)
         if store.compare_and_set(
@@ -106,3 +127,25 @@ def handle_webhook(
         ):
             return WebhookAnswer(ticket, change.action.value, change.new_state)
     raise StoreUnavailable("the ticket's mapping kept changing; try again")
+
+
+def _superseded(
+    store: Store, source: SourceConfig, ticket: int, mapping: TicketMapping,
+    webhook: AlertWebhook, generation: int,
+) -> bool:
+    """A webhook about another alert of the ticket than its current one: it changes nothing.
+
+    After a reopen, ilert may still report the first alert (its RESOLVED, late,
+    or repeated): applied to the ticket's new alert it would close the reopened
+    ticket. Counted and audited; the audit record is written only if the record
+    is still the one read (False: read again, it may have changed generation).
+    """
+    entry = Entry.transition(WEBHOOK, SUPERSEDED, mapping.state, mapping.state)
+    if not store.compare_and_set(source.name, ticket, mapping, mapping, None, None, audit_entry=entry):
+        return False
+    store.count("webhooks_superseded")
+    logger.debug(  # the webhook's own line says "ignored"; this says why
+        "webhook source=%s ticket=%s: %s is about alert %s of the ticket, the current one is %s; "
+        "ignored", source.name, ticket, webhook.status, generation, mapping.generation,
+    )
+    return True

@@ -25,17 +25,21 @@ from typing import TYPE_CHECKING, Any
 import flask_autotask_ilert.audit as audit
 import flask_autotask_ilert.logs as logs
 import flask_autotask_ilert.metrics as metrics
+import flask_autotask_ilert.reconcile as reconcile
 import flask_autotask_ilert.signals as signals
 
-from .alerts import TicketFacts, build_event
+from .alerts import TicketFacts, alert_key, build_event, kept_summary
 from .autotask import AutotaskClient, AutotaskError
+from .content import Alert, compose, ticket_labels
+from .entities import EntityReader
 from .errors import StoreUnavailable
 from .events import ILERT, TICKET, QueuedEvent, dead_letter
 from .http import backoff, secret_digest
 from .ilert import Verdict
 from .lifecycle import Action, SyncAction, status_change_still_wanted
+from .routing import key_for_digest
 from .store import Claim
-from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError
+from .tickets import STATUS_STEP, TicketUpdate, TicketUpdateError, current_status
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -103,6 +107,10 @@ class Worker:
         threads.append(threading.Thread(
             target=self._heartbeat, args=(stop,), name="autotask-ilert-heartbeat", daemon=True
         ))
+        if self.settings.reconcile_interval_seconds > 0 and reconcile.sources(self.bridge):
+            threads.append(threading.Thread(
+                target=self._reconcile, args=(stop,), name="autotask-ilert-reconcile", daemon=True
+            ))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -123,6 +131,23 @@ class Worker:
                 break
         with suppress(StoreUnavailable):  # if it fails, the heartbeat ages out of readyz instead
             self.store.drop_heartbeat(self.name)
+
+    def _reconcile(self, stop: threading.Event) -> None:
+        """Offer to sweep now and then; the turn in Redis makes it one sweep per interval overall.
+
+        Asking often (a fifth of the interval, at most every 30 s) keeps the
+        sweeps close to the interval when the worker that swept last stops.
+        """
+        interval = self.settings.reconcile_interval_seconds
+        pause = min(30.0, interval / 5)
+        while not stop.is_set():
+            try:
+                reconcile.run_due(self.bridge)
+            except StoreUnavailable:
+                pass  # the delivery threads say so in the log; try again later
+            except Exception:  # a bug must not end reconciliation for good
+                logger.exception("reconcile: unexpected error; continuing")
+            stop.wait(random.uniform(0.5, 1.0) * pause)
 
     def _loop(self, stop: threading.Event) -> None:
         token = uuid.uuid4().hex
@@ -198,19 +223,26 @@ class Worker:
 
     def _deliver_ilert(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         body = event.get("body")
+        key: str | None = None
         if body is None:
-            facts = TicketFacts()
+            ticket = int(event["ticket"])
             if event["action"] == Action.CREATE.value:
                 found = self._ticket_facts(source, event)
                 if isinstance(found, str):
                     return self._retry(claim, event, found, None)
-                facts = found
-            body = build_event(event, source.priority, facts)
+                alert = self._compose(source, event, found)
+                body, key = alert.body, alert.integration_key
+                self.store.keep_summary(source.name, ticket, kept_summary(body["summary"]))
+            else:  # ilert requires a summary on every event: the alert's own, kept when built
+                body = build_event(event, source.priority, TicketFacts(),
+                                   self.store.summary(source.name, ticket))
             event["body"] = body
+        if key is None:
+            key = self._routed_key(source, event)
 
         if source.ilert_rate_limit and "slot" not in event:
             slot = self.store.reserve_send_slot(
-                secret_digest(source.ilert_integration_key),
+                secret_digest(key),
                 source.ilert_rate_limit,
                 _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds),
                 event["id"],
@@ -222,9 +254,7 @@ class Worker:
                              next_in_s=(slot - self.store.now_ms()) / 1000)
                 return "paced"
 
-        result = self.bridge.ilert(source).send_event(
-            {**body, "integrationKey": source.ilert_integration_key}
-        )
+        result = self.bridge.ilert(source).send_event({**body, "integrationKey": key})
         if result.status == 429:
             metrics.count_ilert_rate_limited(source.name)
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
@@ -241,31 +271,41 @@ class Worker:
         updater, client = self.bridge.ticket_updater(source)
         if client is not None:
             self._wait_for_budget(client)
-        if event.get("status_label") and STATUS_STEP not in event.get("done", []):
-            mapping = self.store.mapping(source.name, int(event["ticket"]))
-            if mapping is None or not status_change_still_wanted(
-                SyncAction(event["action"]), mapping.status_class
-            ):
-                event["status_label"] = None  # the ticket moved on meanwhile; only the note
+        ticket = int(event["ticket"])
+        status_pending = bool(event.get("status_label")) and STATUS_STEP not in event.get("done", [])
+        if status_pending:
+            mapping = self.store.mapping(source.name, ticket)
+            # A reopen gave the ticket a newer alert: this write is about an older one, only the note.
+            superseded = mapping is not None and (
+                event.get("alert_key", alert_key(ticket)) != alert_key(ticket, mapping.generation))
+            # A host app's TICKET_UPDATER: the last class a callout reported decides (with the
+            # Autotask writer, the ticket's current status read below does).
+            moved_on = client is None and (mapping is None or not status_change_still_wanted(
+                SyncAction(event["action"]), mapping.status_class))
+            if superseded or moved_on:
+                event["status_label"] = None
+                status_pending = False
 
         def checkpoint(step: str) -> None:
             event["done"] = [*event.get("done", []), step]
             self.store.checkpoint(claim, event)
 
-        update = TicketUpdate(
-            source=source.name,
-            ticket_id=int(event["ticket"]),
-            action=str(event["action"]),
-            status_label=event.get("status_label"),
-            note_title=str(event.get("note_title", "")),
-            note_text=str(event.get("note_text", "")),
-            by=str(event.get("by", "")),
-            alert_id=event.get("alert_id"),
-            completed=frozenset(event.get("done", [])),
-            checkpoint=checkpoint,
-        )
         try:
             with self._autotask_place(client, "Tickets"):
+                if status_pending and client is not None:
+                    self._status_still_wanted(client, source, event)
+                update = TicketUpdate(
+                    source=source.name,
+                    ticket_id=int(event["ticket"]),
+                    action=str(event["action"]),
+                    status_label=event.get("status_label"),
+                    note_title=str(event.get("note_title", "")),
+                    note_text=str(event.get("note_text", "")),
+                    by=str(event.get("by", "")),
+                    alert_id=event.get("alert_id"),
+                    completed=frozenset(event.get("done", [])),
+                    checkpoint=checkpoint,
+                )
                 updater(update)
         except (AutotaskError, TicketUpdateError) as exc:
             if exc.retryable:
@@ -286,6 +326,27 @@ class Worker:
             by=update.by,
         )
         return self._delivered(claim, event)
+
+    def _status_still_wanted(
+        self, client: AutotaskClient, source: SourceConfig, event: QueuedEvent
+    ) -> None:
+        """Read the ticket's status now (one GET) and drop the status change if it moved on.
+
+        The class a callout last reported may be old: a person may have set
+        Waiting Customer or Complete since, with no callout (business-hours
+        rules, a lost callout). Autotask's answer is the truth; when the change
+        is dropped, the note says so, once (the event is stored without the
+        status, so a retry does not ask again).
+        """
+        ticket = int(event["ticket"])
+        label = current_status(client, ticket)
+        if label is None:
+            raise TicketUpdateError(f"ticket {ticket} no longer exists in Autotask", retryable=False)
+        if status_change_still_wanted(SyncAction(event["action"]), source.classify(label)):
+            return
+        event["status_label"] = None
+        event["note_text"] = (f"{event.get('note_text', '')} The ticket's status was left at "
+                              f"{label}: it had changed in Autotask meanwhile.")
 
     def _delivered(
         self, claim: Claim, event: QueuedEvent, verdict: str = "delivered", status: int | None = None,
@@ -396,6 +457,41 @@ class Worker:
                 exc,
             )
             return TicketFacts()
+
+    def _compose(self, source: SourceConfig, event: QueuedEvent, facts: TicketFacts) -> Alert:
+        """The ALERT's text and key (content.py); the key's digest is kept in the ticket's record,
+        so its ACCEPT and RESOLVE follow it even if the rules change meanwhile."""
+        client = self.bridge.autotask(source)
+        try:
+            labels = ticket_labels(client, facts.ticket)
+        except AutotaskError:  # the picklists were just read for the ticket: rare, and not worth a retry
+            labels = ticket_labels(None, None)
+        reader = None
+        if client is not None and source.autotask is not None:
+            reader = EntityReader(client, self.store, self.settings.entity_cache_ms,
+                                  lambda endpoint: self._autotask_place(client, endpoint),
+                                  source.autotask.username)
+        alert = compose(source, event, facts, labels, reader)
+        if source.routes:  # without rules every event goes to the source's key: nothing to keep
+            self.store.set_route(source.name, int(event["ticket"]),
+                                 alert.route.digest if alert.route is not None else None)
+        return alert
+
+    def _routed_key(self, source: SourceConfig, event: QueuedEvent) -> str:
+        """The key the ticket's ALERT went to (the source's own if no rule was kept).
+
+        Without rules now, the source's key is the only one configured: no need to ask.
+        """
+        if not source.routes:
+            return source.ilert_integration_key
+        digest = self.store.route(source.name, int(event["ticket"]))
+        key = key_for_digest(source.ilert_integration_key, source.routes, digest)
+        if key is None:
+            logger.warning("source %s, ticket %s: the integration key its alert went to is no "
+                           "longer configured; sending to the source's own key",
+                           source.name, event["ticket"])
+            return source.ilert_integration_key
+        return key
 
     def _retry(
         self, claim: Claim, event: QueuedEvent, reason: str, retry_after: float | None,

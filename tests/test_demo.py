@@ -33,6 +33,8 @@ ANSWERS = [
     ("202", "create"),  # B created as New
     ("202", "resolve"),  # B -> Complete: no invented ACCEPT
     ("400", "reject"),  # C created as Waiting Customer
+    ("202", "create"),  # D created as New: routed by its issue type
+    ("202", "resolve"),  # D -> Complete
 ]
 
 
@@ -73,17 +75,23 @@ def test_demo_tells_the_whole_story(
     assert received == {
         "autotask-10001": ["ALERT", "ACCEPT", "RESOLVE"],
         "autotask-10002": ["ALERT", "RESOLVE"],
+        "autotask-10004": ["ALERT", "RESOLVE"],
     }
     assert out.count("ilert received  nothing") == 2
     assert re.search(r'autotask-10001 +RESOLVED +HIGH +"\[T\d{8}\.\d{4}\] Server DC01 unreachable"', out)
     assert re.search(r'autotask-10002 +RESOLVED +LOW +"\[T\d{8}\.\d{4}\] Printer on floor 2 offline"', out)
     assert re.search(r"Autotask API calls made: \d+ ", out)
+    assert ('Routing: ticket D\'s events went to the network team\'s key (rule 0); summary from the '
+            'rule\'s template: "Network (Monitoring Alert): VPN concentrator down"') in out
+    assert re.search(r'autotask-10004 +RESOLVED +HIGH +"Network \(Monitoring Alert\): VPN concentrator down"',
+                     out)
     assert "README.md" in out
 
     token = config["AUTOTASK_ILERT_CALLOUT_TOKEN"]
     key = config["AUTOTASK_ILERT_ILERT_INTEGRATION_KEY"]
-    assert len(token) >= 16 and key
-    for secret in (token, key):
+    network_key = config["AUTOTASK_ILERT_ROUTES"][0]["integration_key"]
+    assert len(token) >= 16 and key and network_key
+    for secret in (token, key, network_key):
         assert secret not in out
         assert secret not in caplog.text
     assert "/autotask-ilert/callout/<token>" in out

@@ -42,7 +42,6 @@ from schemathesis.specs.openapi.checks import (
 import flask_autotask_ilert
 from flask_autotask_ilert import AutotaskIlert, ConfigurationError, config, views
 from flask_autotask_ilert.lifecycle import (
-    EVENT_TYPE,
     Action,
     IlertStatus,
     State,
@@ -55,7 +54,7 @@ from flask_autotask_ilert.lifecycle import (
     transition,
 )
 from flask_autotask_ilert.ratelimit import RECOMMENDED_RATE_LIMIT
-from flask_autotask_ilert.schemas import MAX_TICKET_ID, load_alert_webhook, load_callout
+from flask_autotask_ilert.schemas import load_alert_webhook, load_callout
 from flask_autotask_ilert.worker import Worker
 
 from .reliability.model import LABELS, Model
@@ -83,6 +82,8 @@ SECRET_VALUES = (
 )
 
 PREFIX = "/autotask-ilert"
+#: The largest ticket id, 2**53 - 1, written out (tests/test_limits.py).
+LARGEST_ID = 9_007_199_254_740_991
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 ERROR_CODES = {400, 401, 404, 413, 415, 429}
@@ -134,7 +135,7 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 # Any text: unicode of every category, lone surrogates (JSON can carry them) and controls.
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
 HUGE_INTS = st.integers(min_value=-(10**30), max_value=10**30) | st.sampled_from(
-    [0, -1, 1, MAX_TICKET_ID, MAX_TICKET_ID + 1, 2**63, 10**4300 - 1]
+    [0, -1, 1, LARGEST_ID, LARGEST_ID + 1, 2**63, 10**4300 - 1]
 )
 LEAVES = st.none() | st.booleans() | HUGE_INTS | st.floats(allow_nan=False) | ANY_TEXT
 JSON_VALUES = st.recursive(
@@ -195,7 +196,7 @@ WEBHOOK_BODIES = st.fixed_dictionaries(
 # Bodies that are mostly valid, so the accepting paths get their share of the cases.
 PLAUSIBLE_CALLOUTS = st.fixed_dictionaries(
     {
-        "id": st.integers(1, MAX_TICKET_ID) | st.integers(1, 10**6).map(str),
+        "id": st.integers(1, LARGEST_ID) | st.integers(1, 10**6).map(str),
         "status": st.sampled_from(["New", "In Progress", "Complete", "Waiting Customer", "Other"]),
     },
     optional={
@@ -253,7 +254,7 @@ def test_callout_schema_accepts_only_what_it_documents() -> None:
             seen["invalid"] += 1
             return
         seen["valid"] += 1
-        assert 1 <= callout.ticket_id <= MAX_TICKET_ID and isinstance(callout.ticket_id, int)
+        assert 1 <= callout.ticket_id <= LARGEST_ID and isinstance(callout.ticket_id, int)
         assert (
             callout.status.strip()
             and len(callout.status) <= 128
@@ -323,7 +324,8 @@ _ORDER = {State.NONE: 0, State.PENDING: 1, State.ACCEPTED: 2, State.RESOLVED: 3}
 def test_every_cell_of_the_table_is_sane(state: State, cls: StatusClass, realert: bool) -> None:
     cell = transition(state, cls, realert_on_reopen=realert)
     assert column(cls, realert_on_reopen=realert)[state] == cell
-    assert cell.schedules_event == (cell.action in EVENT_TYPE)
+    # Only these three reach ilert (lifecycle.md); nothing, reject and stale never do.
+    assert cell.schedules_event == (cell.action.value in ("create", "accept", "resolve"))
     if cell.action is Action.REJECT:
         assert state is State.NONE and cell.new_state is State.NONE
     if cell.action is Action.NOTHING:
@@ -733,6 +735,11 @@ def test_unknown_keys_are_bounded_in_number_and_size() -> None:
     [event] = app.extensions["autotask_ilert"].store.queued("default", 5)
     extra = event["callout"]["extra"]
     assert len(extra) == 16 and all(len(k) <= 64 and len(v) <= 256 for k, v in extra.items())
+    # Cut, not dropped: the first 16 keys as sent (the test client sends JSON keys sorted: k0, k1,
+    # k10, ...), each cut to 64 characters, each value to 256.
+    first = sorted(f"k{n}" + "K" * 100 for n in range(40))[:16]
+    assert extra == {key[:64]: "V" * 256 for key in first}
+    assert {len(k) for k in extra} == {64} and {len(v) for v in extra.values()} == {256}
 
 
 @pytest.mark.parametrize("url", [f"{PREFIX}/callout/{TOKEN}", f"{PREFIX}/ilert/{WEBHOOK_TOKEN}"])
@@ -746,8 +753,9 @@ def test_json_nesting_has_an_explicit_limit(url: str, monkeypatch: pytest.Monkey
     def nested(depth: int) -> str:
         return json.dumps({**base, "x": "["}).replace('"["', "[" * (depth - 1) + "]" * (depth - 1))
 
-    assert client.post(url, data=nested(views.MAX_JSON_DEPTH), content_type=JSON).status_code in (200, 202)
-    too_deep = client.post(url, data=nested(views.MAX_JSON_DEPTH + 1), content_type=JSON)
+    # 16 levels is the documented limit (docs/lifecycle.md): accepted; one more is refused.
+    assert client.post(url, data=nested(16), content_type=JSON).status_code in (200, 202)
+    too_deep = client.post(url, data=nested(17), content_type=JSON)
     assert too_deep.status_code == 400 and "deeper" in too_deep.json["message"]
     # Brackets inside strings do not count, and the parser is never asked to go deep.
     assert client.post(url, data=json.dumps({**base, "x": "[" * 5000}), content_type=JSON).status_code in (
@@ -796,13 +804,49 @@ def test_no_module_of_the_package_imports_an_xml_parser() -> None:
 
 
 def test_limits_figure() -> None:
+    """The report row's claims, each sent once more and checked, so the row cannot outlive them."""
+    small, app = build_app(max_body_bytes=200), build_app()
+    callout_url, webhook_url = f"{PREFIX}/callout/{TOKEN}", f"{PREFIX}/ilert/{WEBHOOK_TOKEN}"
+    codes: list[int] = []
+
+    def send(target: Flask, url: str, **kwargs: Any) -> int:
+        codes.append(target.test_client().post(url, **kwargs).status_code)
+        return codes[-1]
+
+    big = "id=1&status=New&pad=" + "x" * 200
+    assert send(small, callout_url, data=big, content_type=FORM) == 413
+    assert send(small, callout_url, input_stream=io.BytesIO(big.encode()), content_type=FORM,
+                environ_overrides={"wsgi.input_terminated": True}) == 413
+    assert send(small, callout_url, data="id=1&status=New", content_type=FORM,
+                environ_overrides={"CONTENT_LENGTH": "10000000"}) == 413
+    assert store_size(small) == 0
+    for field, longest in (("status", 128), ("number", 64), ("domain", 255)):
+        assert send(app, callout_url, json={"id": 2, "status": "New", field: "N" * (longest + 1)}) == 400
+    unknown = {f"k{n:02}" + "K" * 100: "V" * 1000 for n in range(40)}
+    assert send(app, callout_url, json={"id": 3, "status": "New", **unknown}) == 202
+    [event] = app.extensions["autotask_ilert"].store.queued("default", 3)
+    assert event["callout"]["extra"] == {f"k{n:02}" + "K" * 61: "V" * 256 for n in range(16)}
+    for depth in (17, 30_000):
+        for url in (callout_url, webhook_url):
+            assert send(app, url, data="[" * depth + "]" * depth, content_type=JSON) == 400
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"id": 4, "status": "New", "x": {constant}}}'
+        assert send(app, callout_url, data=body, content_type=JSON) == 400
+    many = "id=5&status=New&" + "&".join(f"f{n}=1" for n in range(80))
+    assert send(app, callout_url, data=many, content_type=FORM) == 400
+    bomb = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">]><callout><id>5</id></callout>'
+    for url in (callout_url, webhook_url):
+        assert send(app, url, data=bomb, content_type="application/xml") == 415
+    # Nothing refused left a trace: ticket 3, the one accepted, is the only one stored.
+    assert [t for t in (2, 3, 4, 5) if app.extensions["autotask_ilert"].store.mapping("default", t)] == [3]
+    assert Counter(codes) == {413: 3, 400: 3 + 4 + 3 + 1, 202: 1, 415: 2}
     record(
         Figure(
             "attack-7",
             "limits: body over MAX_BODY_BYTES (with, without and with a false Content-Length), "
             "overlong fields, 40 unknown keys, JSON nested 17 to 30,000 deep, NaN, 80 form fields, "
             "XML with an entity",
-            30,
+            len(codes),
             0,
             outcome="413 / 400 / 415 as documented; unknown keys cut to 16 of 256 characters; nesting "
             "refused before parsing; no XML parser in the package",
@@ -893,9 +937,10 @@ def test_a_flood_is_refused_with_429_and_retry_after(
         f"{PREFIX}/ilert/{WEBHOOK_TOKEN}", json={"status": "ACCEPTED", "alertKey": "autotask-1"}
     )
     assert webhook.status_code == 202
-    # The counters live on the same Redis, under the bridge's prefix.
-    keys = list(store.client.scan_iter(match="*limits*", count=1000))
-    assert keys and all(k.decode().startswith(redis_prefix) for k in keys)
+    # The counters live on the same Redis, under the bridge's prefix, and none under the
+    # limits package's own default prefix (other tests' apps count under their own prefixes).
+    assert list(store.client.scan_iter(match=f"{redis_prefix}limits*", count=1000))
+    assert not list(store.client.scan_iter(match="LIMITS*", count=1000))
     record(
         Figure(
             "attack-9",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flask_autotask_ilert import ConfigurationError
 from flask_autotask_ilert.lifecycle import (
     Action,
     Priority,
@@ -14,6 +15,8 @@ from flask_autotask_ilert.lifecycle import (
     column,
     transition,
 )
+
+from .conftest import AppFactory
 
 N, IP, C, W, OT = (
     StatusClass.NEW,
@@ -138,6 +141,15 @@ def test_a_label_in_two_classes_is_refused() -> None:
         StatusClassifier({N: ["New"], C: ["new"]})
 
 
+@pytest.mark.parametrize("labels", [["Customer Note Added"], []])
+def test_other_takes_no_labels_and_the_app_says_so_at_start(make_app: AppFactory, labels: list[str]) -> None:
+    # OTHER is whatever no class lists; labels listed for it would suggest a choice that does not exist.
+    with pytest.raises(ConfigurationError, match=r": OTHER is every label not listed; it takes no labels$"):
+        make_app(status_labels={"OTHER": labels})
+    with pytest.raises(ValueError, match=r"^OTHER is every label not listed; it takes no labels$"):
+        StatusClassifier({OT: labels})
+
+
 @pytest.mark.parametrize(
     ("label", "expected"),
     [
@@ -200,3 +212,37 @@ def test_everything_else_from_ilert_changes_nothing(state: State, status: IlertS
     cell = sync_transition(state, N, status)
     assert cell.action is SyncAction.NOTHING and cell.new_state is state and not cell.set_status
     assert not cell.writes_ticket
+
+
+# -- the statuses the bridge writes, read back through the table ----------------------------------
+
+from flask_autotask_ilert.lifecycle import written_label_problems  # noqa: E402
+
+#: Straight from the contract: the class of the status written on an ilert ACCEPTED must make
+#: the echo callout "accept" a PENDING alert; that of RESOLVED, "resolve" an open one.
+ACCEPTS_IN_THE_TABLE = {c for (s, c), (a, _) in EXPECTED.items() if s is State.PENDING and a is ACCEPT}
+RESOLVES_IN_THE_TABLE = {c for (s, c), (a, _) in EXPECTED.items() if s is State.ACCEPTED and a is RESOLVE}
+LABEL_OF = {N: "New", IP: "In Progress", C: "Complete", W: "Waiting Customer", OT: "Customer Note Added"}
+
+
+@pytest.mark.parametrize("accept_class", list(StatusClass))
+@pytest.mark.parametrize("resolve_class", list(StatusClass))
+def test_written_statuses_must_classify_as_the_table_needs(
+    accept_class: StatusClass, resolve_class: StatusClass
+) -> None:
+    problems = written_label_problems(
+        StatusClassifier(), LABEL_OF[accept_class], LABEL_OF[resolve_class]
+    )
+    assert any(p.startswith("ACCEPT_STATUS") for p in problems) is (
+        accept_class not in ACCEPTS_IN_THE_TABLE
+    )
+    assert any(p.startswith("RESOLVE_STATUS") for p in problems) is (
+        resolve_class not in RESOLVES_IN_THE_TABLE
+    )
+
+
+@pytest.mark.parametrize("status_class", [N, IP, OT])
+def test_a_resolve_status_that_is_not_closed_would_page_again_on_reopen(status_class: StatusClass) -> None:
+    """Why the rule exists: with re-alert on reopen, its echo callout would create an alert."""
+    assert transition(State.RESOLVED, status_class, realert_on_reopen=True).action is CREATE
+    assert written_label_problems(StatusClassifier(), "In Progress", LABEL_OF[status_class])

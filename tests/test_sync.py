@@ -612,6 +612,7 @@ def test_delivery_failed_signal(make_app: AppFactory, rsps: responses.RequestsMo
 def test_a_ticket_completed_meanwhile_is_not_reopened(app: Flask, rsps: responses.RequestsMock) -> None:
     assert webhook(app, "ACCEPTED").status_code == 202  # queued: In Progress + note
     callout(app, "Complete")  # before the worker gets to it, someone completes the ticket
+    rsps.replace(responses.GET, f"{AT}/v1.0/Tickets/7", json={"item": {"id": 7, "status": 5}})
     drain(app)
     assert patches(rsps) == []  # never put back to In Progress
     assert len(notes(rsps)) == 1  # the accept is still recorded
@@ -637,3 +638,126 @@ def test_accept_then_resolve_in_ilert_writes_both_even_when_the_worker_is_behind
     drain(app)
     assert patches(rsps) == [{"id": 7, "status": 8}, {"id": 7, "status": 5}]
     assert len(notes(rsps)) == 2
+
+
+# -- a reopened ticket's alerts are told apart (generations) -----------------------------------
+
+
+def sent(rsps: responses.RequestsMock) -> list[tuple[str, str]]:
+    """(eventType, alertKey) of every event sent to ilert, in order."""
+    bodies = [json.loads(c.request.body) for c in rsps.calls if c.request.url == ILERT]
+    return [(b["eventType"], b["alertKey"]) for b in bodies]
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def reopened(
+    request: pytest.FixtureRequest, make_app: AppFactory, rsps: responses.RequestsMock
+) -> Flask:
+    """Ticket 7 paged, completed in Autotask, then set back to New: its second alert is open."""
+    application = make_app(**SYNC, realert_on_reopen=True, real_redis=request.param == "redis")
+    writes_ok(rsps)
+    for status in ("New", "Complete", "New"):
+        assert callout(application, status).status_code == 202
+        drain(application)
+    assert sent(rsps) == [("ALERT", "autotask-7"), ("RESOLVE", "autotask-7"), ("ALERT", "autotask-7-2")]
+    return application
+
+
+@pytest.mark.parametrize("status", ["RESOLVED", "ACCEPTED"])
+def test_a_late_webhook_of_the_first_alert_leaves_the_reopened_ticket_alone(
+    reopened: Flask, rsps: responses.RequestsMock, status: str
+) -> None:
+    store = get_bridge(reopened).store
+    response = webhook(reopened, status, key="autotask-7")
+    assert response.status_code == 200
+    assert response.json == {"ticket": 7, "action": "ignored", "state": "PENDING"}
+    drain(reopened)
+    assert patches(rsps) == [] and notes(rsps) == []  # the reopened ticket is not completed
+    mapping = store.mapping("default", 7)
+    assert mapping is not None and (mapping.state.value, mapping.generation) == ("PENDING", 2)
+    assert store.counters()["webhooks_superseded"] == 1
+    assert store.audit("default", 7)[0][1] == "webhook about an older alert: ignored, PENDING kept"
+
+
+def test_the_current_alerts_webhook_still_writes_the_ticket(
+    reopened: Flask, rsps: responses.RequestsMock
+) -> None:
+    webhook(reopened, "RESOLVED", key="autotask-7")  # the old one first: ignored
+    response = webhook(reopened, "RESOLVED", key="  AUTOTASK-7-2 ")  # ilert trims and folds keys
+    assert response.status_code == 202 and response.json["action"] == "resolve-ticket"
+    drain(reopened)
+    assert patches(rsps) == [{"id": 7, "status": 5}]
+    mapping = get_bridge(reopened).store.mapping("default", 7)
+    assert mapping is not None and (mapping.state.value, mapping.generation) == ("RESOLVED", 2)
+
+
+def test_each_reopen_makes_the_next_generation(reopened: Flask, rsps: responses.RequestsMock) -> None:
+    for status in ("In+Progress", "Complete", "New"):
+        callout(reopened, status)
+        drain(reopened)
+    assert sent(rsps)[3:] == [
+        ("ACCEPT", "autotask-7-2"), ("RESOLVE", "autotask-7-2"), ("ALERT", "autotask-7-3")]
+    for old in ("autotask-7", "autotask-7-2", "autotask-7-4"):  # older ones, and one never made
+        assert webhook(reopened, "RESOLVED", key=old).json["action"] == "ignored"
+    drain(reopened)
+    assert patches(rsps) == []
+    assert webhook(reopened, "ACCEPTED", key="autotask-7-3").status_code == 202
+
+
+def test_the_old_alerts_webhook_before_the_reopen_changes_nothing_either(
+    make_app: AppFactory, rsps: responses.RequestsMock
+) -> None:
+    """The other order: ilert's RESOLVED (the echo of the bridge's own RESOLVE) comes first."""
+    app = make_app(**SYNC, realert_on_reopen=True)
+    writes_ok(rsps)
+    for status in ("New", "Complete"):
+        callout(app, status)
+        drain(app)
+    assert webhook(app, "RESOLVED", key="autotask-7").json["action"] == "nothing"
+    assert callout(app, "New").status_code == 202
+    drain(app)
+    assert webhook(app, "RESOLVED", key="autotask-7").json["action"] == "ignored"
+    drain(app)
+    assert patches(rsps) == []
+    assert sent(rsps)[-1] == ("ALERT", "autotask-7-2")
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("autotask-7", (7, 1)),
+        ("autotask-7-2", (7, 2)),
+        (" AutoTask-123-15 ", (123, 15)),
+        ("autotask-7-0", None),
+        ("autotask-7-", None),
+        ("autotask-7-2-3", None),
+        ("autotask-ilert-check-abc", None),
+        (None, None),
+    ],
+)
+def test_alert_keys_name_the_ticket_and_the_generation(
+    key: str | None, expected: tuple[int, int] | None
+) -> None:
+    from flask_autotask_ilert.alerts import alert_key
+    from flask_autotask_ilert.sync import alert_of, ticket_of
+
+    assert alert_of(key) == expected
+    assert ticket_of(key) == (expected[0] if expected else None)
+    if expected:
+        assert alert_of(alert_key(*expected)) == expected
+
+
+def test_a_write_for_the_first_alert_leaves_a_ticket_reopened_meanwhile_as_it_is(
+    make_app: AppFactory, rsps: responses.RequestsMock
+) -> None:
+    """The old alert's RESOLVED acted, and a reopen came before its ticket write went out."""
+    app = make_app(**SYNC, realert_on_reopen=True)
+    writes_ok(rsps)
+    callout(app, "New")
+    drain(app)
+    assert webhook(app, "RESOLVED", key="autotask-7").status_code == 202  # queued, not written yet
+    assert callout(app, "New").json["action"] == "create"  # Autotask says: open again
+    drain(app)
+    assert patches(rsps) == []  # the reopened ticket is not completed for the first alert
+    assert "resolved in ilert by Jane Doe (jdoe)" in notes(rsps)[0]["description"]  # but noted
+    assert sent(rsps) == [("ALERT", "autotask-7"), ("ALERT", "autotask-7-2")]

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -105,6 +105,8 @@ TICKET_FIELDS = (
 )
 READ_ONLY_FIELDS = frozenset({"id", "ticketNumber", "createDate", "lastActivityDate", "completedDate"})
 _FIELD_BY_FOLDED = {name.casefold(): name for name in TICKET_FIELDS}
+#: The entities a ticket points at that the simulator keeps (alert text templates read them).
+ENTITY_NAMES = ("Companies", "Contacts", "Resources")
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,9 @@ class AutotaskState(FaultInjector):
         self.callout_auth = callout_auth
         self.callout_timeout = 10.0
         self.fire_callouts = True
+        # Callouts lost on the way: held back (the host app down, a deploy) until released, if ever.
+        self.hold_callouts = False
+        self._held: list[_CalloutJob] = []
         # The capture this mimics came from a US Eastern tenant in summer.
         self.callout_utc_offset = timedelta(hours=-4)
         self.usage_override: int | None = None
@@ -262,6 +267,7 @@ class AutotaskState(FaultInjector):
         self.priority_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.TICKET_PRIORITY))
         self.note_type_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.NOTE_TYPE))
         self.note_publish_picklist: list[PicklistValue] = copy.deepcopy(list(picklists.NOTE_PUBLISH))
+        self._init_entities()
         self.seed = seed
         self._tickets: dict[int, _Ticket] = {}
         self._calls: list[ApiCall] = []
@@ -314,8 +320,13 @@ class AutotaskState(FaultInjector):
         ticket_id: int | None = None,
         queue_id: int | None = DEFAULT_QUEUE_ID,
         company_id: int = 0,
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], CalloutResult | None]:
-        """``add_ticket`` that also returns the callout's answer (None if none fired)."""
+        """``add_ticket`` that also returns the callout's answer (None if none fired).
+
+        ``extra``: more ticket fields as Autotask names them (``contactID``,
+        ``issueType``, ...), set before the callout fires.
+        """
         with self._lock:
             priority = picklists.value_for_label(self.priority_picklist, priority_label)
             status = picklists.value_for_label(self.status_picklist, status_label)
@@ -347,6 +358,7 @@ class AutotaskState(FaultInjector):
                 lastActivityDate=_rest_time(now),
                 userDefinedFields=[],
             )
+            fields.update(self._extra_ticket_fields(extra))
             record = _Ticket(fields, created=now, last_activity=now)
             if status_label.casefold() == picklists.COMPLETE_STATUS_LABEL.casefold():
                 fields["completedDate"] = _rest_time(now)
@@ -373,6 +385,13 @@ class AutotaskState(FaultInjector):
             self.webhooks.ticket_changed(record.fields, "Update", before, self.webhooks.acting_resource_id)
             job = self._callout_job(record, "status")
         return self._send_callout(job) if job else None
+
+    def backdate(self, ticket_id: int, created: datetime) -> None:
+        """Make a ticket older than it is (one opened before the bridge was installed)."""
+        with self._lock:
+            record = self._tickets[ticket_id]
+            record.created = created
+            record.fields["createDate"] = _rest_time(created)
 
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         with self._lock:
@@ -428,6 +447,52 @@ class AutotaskState(FaultInjector):
         with self._callout_cond:
             return self._callout_cond.wait_for(lambda: self._pending_callouts == 0, timeout)
 
+    def held_callouts(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def release_callouts(self) -> list[CalloutResult]:
+        """Deliver the held callouts now, oldest first (a lost callout that turns up late)."""
+        with self._lock:
+            jobs, self._held = self._held, []
+        return [self._deliver_callout(job) for job in jobs]
+
+    def drop_callouts(self) -> int:
+        """Forget the held callouts: lost for good, as Autotask never retries one."""
+        with self._lock:
+            dropped, self._held = len(self._held), []
+        return dropped
+
+    def query_tickets(self, body: Any, page: int, base_url: str) -> dict[str, Any]:
+        """``POST Tickets/query``: the matching tickets by id, a page at a time.
+
+        ``nextPageUrl`` is absolute, as Autotask's is, and names the next page;
+        the same body is sent again with it.
+        """
+        if not isinstance(body, Mapping) or not isinstance(body.get("filter"), list):
+            raise _ApiError("filter is required and must be a list of conditions")
+        size = body.get("MaxRecords", body.get("maxRecords", 500))
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 500:
+            raise _ApiError("MaxRecords must be between 1 and 500")
+        conditions = body["filter"]
+        with self._lock:
+            found = [
+                copy.deepcopy(r.fields)
+                for _, r in sorted(self._tickets.items())
+                if all(_matches(r.fields, c) for c in conditions)
+            ]
+        items = found[page * size:(page + 1) * size]
+        more = (page + 1) * size < len(found)
+        return {
+            "items": items,
+            "pageDetails": {
+                "count": len(items),
+                "requestCount": size,
+                "prevPageUrl": None,
+                "nextPageUrl": f"{base_url}{API_PREFIX}/Tickets/query/next?page={page + 1}" if more else None,
+            },
+        }
+
     def request_count(self) -> int:
         """Authenticated requests in the last hour, as ThresholdInformation reports them."""
         with self._lock:
@@ -443,6 +508,7 @@ class AutotaskState(FaultInjector):
             self._calls.clear()
             self._auth_times.clear()
             self._callouts.clear()
+            self._held.clear()
             self.clear_faults()
 
     def configure(self, data: Mapping[str, Any]) -> None:
@@ -456,6 +522,7 @@ class AutotaskState(FaultInjector):
             "zone_url",
             "usage_override",
             "fire_callouts",
+            "hold_callouts",
             "callout_timeout",
         }
         unknown = set(data) - allowed
@@ -487,10 +554,11 @@ class AutotaskState(FaultInjector):
             if usage is not None and (isinstance(usage, bool) or not isinstance(usage, int)):
                 raise ValueError("usage_override must be an integer or null")
             changes["usage_override"] = usage
-        if "fire_callouts" in data:
-            if not isinstance(data["fire_callouts"], bool):
-                raise ValueError("fire_callouts must be a boolean")
-            changes["fire_callouts"] = data["fire_callouts"]
+        for switch in ("fire_callouts", "hold_callouts"):
+            if switch in data:
+                if not isinstance(data[switch], bool):
+                    raise ValueError(f"{switch} must be a boolean")
+                changes[switch] = data[switch]
         if "callout_timeout" in data:
             timeout = data["callout_timeout"]
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -512,6 +580,7 @@ class AutotaskState(FaultInjector):
                 "zone_url": self.zone_url,
                 "usage_override": self.usage_override,
                 "fire_callouts": self.fire_callouts,
+                "hold_callouts": self.hold_callouts,
                 "callout_timeout": self.callout_timeout,
             }
 
@@ -543,11 +612,63 @@ class AutotaskState(FaultInjector):
 
     def ticket_fields_json(self) -> dict[str, Any]:
         with self._lock:
-            return picklists.ticket_fields(self.status_picklist, self.priority_picklist)
+            answer = picklists.ticket_fields(self.status_picklist, self.priority_picklist)
+            answer["fields"] += self._routing_picklist_fields()
+            return answer
 
     def note_fields_json(self) -> dict[str, Any]:
         with self._lock:
             return picklists.note_fields(self.note_type_picklist, self.note_publish_picklist)
+
+    # --- companies, contacts, resources and the routing picklists (alert text, routing) ----
+
+    def _init_entities(self) -> None:
+        # Entity name ("Companies", "Contacts", "Resources") -> id -> fields.
+        self.entities: dict[str, dict[int, dict[str, Any]]] = {e: {} for e in ENTITY_NAMES}
+        self.routing_picklists: dict[str, list[PicklistValue]] = {
+            name: copy.deepcopy(list(values)) for name, values in picklists.ROUTING_PICKLISTS.items()
+        }
+        self._next_entity_id = 29_000_001
+
+    def add_company(self, name: str, **fields: Any) -> dict[str, Any]:
+        """A company, with the fields given (Autotask's names) besides ``companyName``."""
+        return self._add_entity("Companies", {"companyName": name, "isActive": True, **fields})
+
+    def add_contact(self, first: str, last: str, company_id: int = 0, **fields: Any) -> dict[str, Any]:
+        return self._add_entity("Contacts", {"firstName": first, "lastName": last,
+                                             "companyID": company_id, "isActive": 1, **fields})
+
+    def add_resource(self, first: str, last: str, **fields: Any) -> dict[str, Any]:
+        """A resource: a technician tickets are assigned to."""
+        return self._add_entity("Resources", {"firstName": first, "lastName": last,
+                                              "isActive": True, **fields})
+
+    def _add_entity(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            item_id = self._next_entity_id
+            self._next_entity_id += 1
+            item = {"id": item_id, **fields}
+            self.entities[entity][item_id] = item
+            return copy.deepcopy(item)
+
+    def entity(self, entity: str, item_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.entities[entity].get(item_id)
+            return None if found is None else copy.deepcopy(found)
+
+    def picklist_value(self, field: str, label: str) -> int:
+        """The value of a routing picklist's label (queueID, issueType, ...), for building tickets."""
+        with self._lock:
+            return picklists.value_for_label(self.routing_picklists[field], label)
+
+    def _extra_ticket_fields(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        unknown = sorted(set(extra or {}) - (set(TICKET_FIELDS) - READ_ONLY_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown or read-only ticket field(s): {unknown}")
+        return dict(extra or {})
+
+    def _routing_picklist_fields(self) -> list[dict[str, Any]]:
+        return [picklists.picklist_field(name, values) for name, values in self.routing_picklists.items()]
 
     def _patch_ticket(self, body: Any) -> tuple[int, _CalloutJob | None]:
         """Apply a PATCH all-or-nothing; the callout to send if the status changed."""
@@ -697,7 +818,14 @@ class AutotaskState(FaultInjector):
             timeout=self.callout_timeout,
         )
 
-    def _send_callout(self, job: _CalloutJob) -> CalloutResult:
+    def _send_callout(self, job: _CalloutJob) -> CalloutResult | None:
+        with self._lock:
+            if self.hold_callouts:
+                self._held.append(job)
+                return None
+        return self._deliver_callout(job)
+
+    def _deliver_callout(self, job: _CalloutJob) -> CalloutResult:
         try:
             answer = requests.post(
                 job.url,
@@ -764,6 +892,57 @@ class AutotaskState(FaultInjector):
                 if self._last_background is threading.current_thread():
                     self._last_background = None
                 self._callout_cond.notify_all()
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "noteq": lambda a, b: a != b,
+    "gt": lambda a, b: a is not None and a > b,
+    "gte": lambda a, b: a is not None and a >= b,
+    "lt": lambda a, b: a is not None and a < b,
+    "lte": lambda a, b: a is not None and a <= b,
+}
+
+
+def _comparable(value: Any) -> Any:
+    """Times compare as instants (any offset or precision); text case-insensitively, as Autotask does."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value.casefold()
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _matches(fields: Mapping[str, Any], condition: Any) -> bool:
+    """One condition of a query filter: a comparison, ``in``/``notIn``, or an and/or group."""
+    if not isinstance(condition, Mapping):
+        raise _ApiError("a filter condition must be an object")
+    op = str(condition.get("op", "")).lower()
+    if op in ("and", "or"):
+        items = condition.get("items")
+        if not isinstance(items, list) or not items:
+            raise _ApiError(f"'{op}' needs a list of items")
+        results = (_matches(fields, item) for item in items)
+        return all(results) if op == "and" else any(results)
+    name = _FIELD_BY_FOLDED.get(str(condition.get("field", "")).casefold())
+    if name is None:
+        raise _ApiError(f"unknown field {condition.get('field')!r}")
+    actual = _comparable(fields.get(name))
+    if op in ("in", "notin"):
+        values = condition.get("value")
+        if not isinstance(values, list):
+            raise _ApiError(f"'{op}' needs a list value")
+        found = actual in [_comparable(v) for v in values]
+        return found if op == "in" else not found
+    compare = _COMPARE.get(op)
+    if compare is None:
+        raise _ApiError(f"unsupported op {op!r}")
+    try:
+        return bool(compare(actual, _comparable(condition.get("value"))))
+    except TypeError:
+        raise _ApiError(f"cannot compare {name} with {condition.get('value')!r}") from None
 
 
 def _optional_str(value: Any, name: str) -> str | None:
@@ -1305,6 +1484,19 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     def add_note(ticket_id: int) -> Response:
         return json_response({"itemId": sim._add_note(ticket_id, g.sim_json)})
 
+    @app.post(f"{API_PREFIX}/Tickets/query")
+    def query_tickets() -> Response:
+        return json_response(sim.query_tickets(g.sim_json, 0, request.host_url.rstrip("/")))
+
+    @app.post(f"{API_PREFIX}/Tickets/query/next")
+    def query_tickets_next() -> Response:
+        page = request.args.get("page", "")
+        if not page.isdigit():
+            raise _ApiError("invalid page")
+        return json_response(sim.query_tickets(g.sim_json, int(page), request.host_url.rstrip("/")))
+
+    _add_entity_endpoints(app, sim)
+
     @app.get(f"{API_PREFIX}/ThresholdInformation")
     def threshold_information() -> Response:
         return json_response(
@@ -1364,6 +1556,14 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     def sim_callouts() -> Response:
         return json_response([c.to_json() for c in sim.callouts()])
 
+    @app.post("/_sim/callouts/release")
+    def sim_release_callouts() -> Response:
+        return json_response([r.to_json() for r in sim.release_callouts()])
+
+    @app.post("/_sim/callouts/drop")
+    def sim_drop_callouts() -> Response:
+        return json_response({"dropped": sim.drop_callouts()})
+
     @app.post("/_sim/reset")
     def sim_reset() -> Response:
         sim.reset()
@@ -1389,6 +1589,21 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
 
     _add_webhook_routes(app, sim)
     return app
+
+
+def _add_entity_endpoints(app: Flask, sim: AutotaskState) -> None:
+    """``GET Companies/{id}``, ``Contacts/{id}`` and ``Resources/{id}``: ``{"item": null}`` if none."""
+
+    def answer(entity: str, item_id: int) -> Response:
+        return json_response({"item": sim.entity(entity, item_id)})
+
+    for entity in ENTITY_NAMES:
+        app.add_url_rule(
+            f"{API_PREFIX}/{entity}/<int:item_id>",
+            endpoint=f"get_{entity.lower()}",
+            view_func=lambda item_id, entity=entity: answer(entity, item_id),
+            methods=["GET"],
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,6 +78,7 @@ class Ticket:
     name: str
     title: str
     priority: str
+    issue_type: str | None = None  # a label of the tenant's issueType picklist
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,16 @@ class Step:
 SERVER = Ticket("A", "Server DC01 unreachable", "Critical")
 PRINTER = Ticket("B", "Printer on floor 2 offline", "Low")
 QUOTE = Ticket("C", "Quote for a second firewall", "Medium")
+VPN = Ticket("D", "VPN concentrator down", "Medium", issue_type="Network")
+
+#: The demo's one routing rule, with its own alert text: network tickets page the network team.
+#: ``integration_key`` is filled in by ``demo_config`` (it is a secret, made up per run).
+NETWORK_RULE: dict[str, Any] = {
+    "name": "network team",
+    "match": {"issueType": ["Network"]},
+    "summary_template": "{{ ticket.issueType }} ({{ ticket.queue }}): {{ ticket.title }}",
+}
+NETWORK_SUMMARY = "Network (Monitoring Alert): VPN concentrator down"
 
 STEPS: tuple[Step, ...] = (
     Step(SERVER, "New", True, "", 202, "create", "PENDING", "ALERT"),
@@ -114,12 +125,17 @@ STEPS: tuple[Step, ...] = (
          "RESOLVED", "RESOLVE"),
     Step(QUOTE, "Waiting Customer", True, "a ticket that starts out waiting never pages",
          400, "reject", "NONE", None),
+    Step(VPN, "New", True, "issue type Network: routed to the network team, text from a template",
+         202, "create", "PENDING", "ALERT"),
+    Step(VPN, "Complete", False, "resolved where it was raised", 202, "resolve", "RESOLVED",
+         "RESOLVE"),
 )
 
 # What ilert must hold at the end: final status, priority, event types in order.
 EXPECTED_ALERTS: dict[str, tuple[str, str, list[str]]] = {
     SERVER.name: ("RESOLVED", "HIGH", ["ALERT", "ACCEPT", "RESOLVE"]),
     PRINTER.name: ("RESOLVED", "LOW", ["ALERT", "RESOLVE"]),
+    VPN.name: ("RESOLVED", "HIGH", ["ALERT", "RESOLVE"]),
 }
 
 
@@ -166,6 +182,7 @@ class Demo:
     app: Flask
     story: Story
     ticket_ids: dict[str, int] = field(default_factory=dict)
+    network_key: str = ""
 
 
 def parse_args(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespace:
@@ -248,7 +265,9 @@ def local_only() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def demo_config(ilert_url: str, autotask_url: str, token: str, integration_key: str) -> dict[str, Any]:
+def demo_config(
+    ilert_url: str, autotask_url: str, token: str, integration_key: str, network_key: str = ""
+) -> dict[str, Any]:
     """The host app's configuration for the demo.
 
     Every option starts from its default, so ``AUTOTASK_ILERT_*`` variables in the
@@ -273,6 +292,8 @@ def demo_config(ilert_url: str, autotask_url: str, token: str, integration_key: 
             "AUTOTASK_ILERT_AUTOTASK_ZONE_LOOKUP_URL": f"{autotask_url}/atservicesrest",
         }
     )
+    if network_key:
+        config["AUTOTASK_ILERT_ROUTES"] = [{**NETWORK_RULE, "integration_key": network_key}]
     return config
 
 
@@ -308,7 +329,11 @@ def stop_bridge(app: Flask) -> None:
 def perform(demo: Demo, step: Step) -> CalloutResult | None:
     """Do the step in Autotask; the simulator fires the callout and returns its answer."""
     if step.create:
-        ticket, result = demo.autotask.create_ticket(step.ticket.title, step.ticket.priority, step.status)
+        extra = {}
+        if step.ticket.issue_type:
+            extra["issueType"] = demo.autotask.picklist_value("issueType", step.ticket.issue_type)
+        ticket, result = demo.autotask.create_ticket(step.ticket.title, step.ticket.priority, step.status,
+                                                     extra=extra)
         demo.ticket_ids[step.ticket.name] = int(ticket["id"])
         return result
     return demo.autotask.set_status(demo.ticket_ids[step.ticket.name], step.status)
@@ -443,6 +468,24 @@ def summarize(demo: Demo) -> None:
     story.say(f"Autotask API calls made: {len(calls)} ({detail})")
     failed = [c for c in calls if c.status_code is None or c.status_code >= 400]
     story.check(not failed, f"{len(failed)} Autotask API call(s) failed")
+    check_route(demo)
+
+
+def check_route(demo: Demo) -> None:
+    """Ticket D's alert, and its RESOLVE, went to the network team's key with the rule's text."""
+    ticket_id = demo.ticket_ids.get(VPN.name)
+    if ticket_id is None:
+        return
+    events = [e.body for e in demo.ilert.events() if e.body.get("alertKey") == f"autotask-{ticket_id}"]
+    keys = {body.get("integrationKey") for body in events}
+    routed = bool(events) and keys == {demo.network_key}
+    summary = events[0].get("summary") if events else None
+    demo.story.say(f"Routing: ticket {VPN.name}'s events went to "
+                   + ("the network team's key (rule 0)" if routed else "another key")
+                   + f"; summary from the rule's template: \"{summary}\"")
+    demo.story.check(routed and summary == NETWORK_SUMMARY,
+                     f"ticket {VPN.name}: expected its events at the network team's key with "
+                     f"summary {NETWORK_SUMMARY!r}")
 
 
 def call_kind(method: str, path: str) -> str:
@@ -466,16 +509,18 @@ def main(
     args = parse_args(argv, prog)
     token = secrets.token_urlsafe(24)
     integration_key = f"il1api-demo-{secrets.token_hex(8)}"
-    story = Story([token, integration_key])
-    ilert = IlertState([integration_key])
+    network_key = f"il1api-demo-network-{secrets.token_hex(8)}"
+    story = Story([token, integration_key, network_key])
+    ilert = IlertState([integration_key, network_key])
     autotask = AutotaskState()
     autotask.callout_timeout = 5.0
 
-    with local_only(), quiet_logs(args.verbose, [token, integration_key]), \
+    with local_only(), quiet_logs(args.verbose, [token, integration_key, network_key]), \
             contextlib.ExitStack() as stack:
         ilert_server = serve(stack, create_ilert_simulator(ilert), args.verbose)
         autotask_server = serve(stack, create_autotask_simulator(autotask), args.verbose)
-        app = create_app(demo_config(ilert_server.url, autotask_server.url, token, integration_key))
+        app = create_app(demo_config(ilert_server.url, autotask_server.url, token, integration_key,
+                                     network_key))
         app_server = serve(stack, app, args.verbose)
         stack.callback(stop_bridge, app)  # runs first: the worker stops before the servers do
         callout_path = f"{URL_PREFIX}/callout/"
@@ -492,7 +537,7 @@ def main(
             story.say(f"  {label:<{width}}  {where}")
         story.say("  store: in-process (no Redis, one process only); delivery: embedded worker")
         story.say()
-        demo = Demo(ilert, autotask, app, story)
+        demo = Demo(ilert, autotask, app, story, network_key=network_key)
         for number, step in enumerate(STEPS, start=1):
             play(demo, number, step)
         autotask.wait_idle()

@@ -74,6 +74,51 @@ NOTE_PUBLISH: tuple[PicklistValue, ...] = (
     _entry(2, "Internal Only", 2),
 )
 
+# The ticket picklists rules route on (queue, classification). Values are a fresh tenant's
+# look-alikes; as with the others, the bridge must find them by label.
+TICKET_QUEUE: tuple[PicklistValue, ...] = (
+    _entry(29683354, "Monitoring Alert", 1, default=True),
+    _entry(29683355, "Service Desk", 2, system=False),
+    _entry(29683356, "Level II Support", 3, system=False),
+)
+
+TICKET_ISSUE_TYPE: tuple[PicklistValue, ...] = (
+    _entry(3, "Hardware", 1, system=False),
+    _entry(4, "Network", 2, system=False),
+    _entry(5, "Software", 3, system=False),
+)
+
+# Sub-issue types belong to an issue type in Autotask (a dependent picklist); flat here.
+TICKET_SUB_ISSUE_TYPE: tuple[PicklistValue, ...] = (
+    _entry(31, "Server Down", 1, system=False),
+    _entry(41, "Internet Outage", 2, system=False),
+    _entry(51, "Backup Failure", 3, system=False),
+)
+
+TICKET_SOURCE: tuple[PicklistValue, ...] = (
+    _entry(-1, "Client Portal", 1),
+    _entry(2, "Phone", 2),
+    _entry(4, "Email", 3),
+    _entry(8, "Monitoring Alert", 4),
+)
+
+TICKET_TYPE: tuple[PicklistValue, ...] = (
+    _entry(1, "Service Request", 1, default=True),
+    _entry(2, "Incident", 2),
+    _entry(3, "Problem", 3),
+    _entry(4, "Change Request", 4),
+    _entry(5, "Alert", 5),
+)
+
+#: The picklists above by the ticket field that holds them.
+ROUTING_PICKLISTS: dict[str, tuple[PicklistValue, ...]] = {
+    "queueID": TICKET_QUEUE,
+    "issueType": TICKET_ISSUE_TYPE,
+    "subIssueType": TICKET_SUB_ISSUE_TYPE,
+    "source": TICKET_SOURCE,
+    "ticketType": TICKET_TYPE,
+}
+
 COMPLETE_STATUS_LABEL = "Complete"
 
 

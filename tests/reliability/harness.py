@@ -369,16 +369,22 @@ def redis_dump(d: Deployment) -> str:
 
 
 def metrics_text(d: Deployment) -> str:
-    """{prefix}/metrics when the app has it (with the metrics token), else nothing."""
-    try:
-        answer = requests.get(
-            f"{d.base_url}/autotask-ilert/metrics",
-            headers={"Authorization": f"Bearer {SECRETS.metrics_token}"},
-            timeout=5,
+    """{prefix}/metrics, read with the metrics token.
+
+    The secret scan covers what this returns, so a failure to read it is an
+    error, never an empty text that would make the scan quietly cover less.
+    """
+    answer = requests.get(
+        f"{d.base_url}/autotask-ilert/metrics",
+        headers={"Authorization": f"Bearer {SECRETS.metrics_token}"},
+        timeout=5,
+    )
+    if answer.status_code != 200 or "autotask_ilert" not in answer.text:
+        raise AssertionError(
+            f"cannot scan the metrics: GET /metrics answered {answer.status_code} "
+            f"with {len(answer.text)} characters"
         )
-    except requests.RequestException:
-        return ""
-    return answer.text if answer.status_code == 200 else ""
+    return answer.text
 
 
 @dataclass

@@ -71,7 +71,9 @@ class Model:
         state = t.state
         if state == "NONE":
             if cls in (CLOSED, WAITING):
-                return Answer(400, "reject", "NONE")  # nothing stored, not even the time
+                if last_activity is not None:  # not tracked, but its time is remembered
+                    t.last_activity = max(last_activity, t.last_activity or last_activity)
+                return Answer(400, "reject", "NONE")
             action, new = "create", "PENDING"
         elif state == "PENDING" and cls in (IN_PROGRESS, WAITING):
             action, new = "accept", "ACCEPTED"
