@@ -39,7 +39,7 @@ from flask_autotask_ilert.testing.autotask_sim import (
 from flask_autotask_ilert.testing.ilert_sim import IlertState, create_ilert_simulator
 from flask_autotask_ilert.testing.servers import ServerThread
 
-from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, drain
+from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, drain
 
 SECRET = "hook-secret-Zq8w1e9r7t6y5u4i"
 PREFIX = "/autotask-ilert"
@@ -56,6 +56,12 @@ class Tenant:
     @property
     def api_url(self) -> str:
         return f"{self.server.url}/atservicesrest"
+
+
+@pytest.fixture(autouse=True)
+def _now(clock: Clock) -> None:
+    """The bridge's clock at the real time: the simulator stamps its events with it."""
+    clock.now = time.time()
 
 
 @pytest.fixture
