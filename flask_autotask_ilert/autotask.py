@@ -474,6 +474,64 @@ class AutotaskClient:
             fields[raw["name"].casefold()] = _build_field(values)
         return _PicklistEntry(self._clock() + self.picklist_ttl, fields)
 
+    # ------------------------------------------- webhooks (TicketWebhooks, the install command)
+
+    def create_ticket_webhook(self, fields: Mapping[str, Any]) -> int:
+        """Create a TicketWebhook (``webhookUrl``, ``secretKey``, subscriptions...); its id."""
+        what = "create ticket webhook"
+        response = self._call("POST", "/v1.0/TicketWebhooks", what, json=dict(fields))
+        return self._item_id(response, what)
+
+    def add_ticket_webhook_field(
+        self, webhook_id: int, field_id: int, *, subscribed: bool, always: bool
+    ) -> int:
+        """Subscribe a webhook to a ticket field (``subscribed``), or send it along (``always``)."""
+        wid = int(webhook_id)
+        what = f"add field to ticket webhook {wid}"
+        body = {"webhookID": wid, "fieldID": int(field_id), "isSubscribedField": subscribed,
+                "isDisplayAlwaysField": always}
+        response = self._call("POST", f"/v1.0/TicketWebhooks/{wid}/Fields", what, json=body)
+        return self._item_id(response, what)
+
+    def exclude_webhook_resource(self, webhook_id: int, resource_id: int) -> int:
+        """Changes made by this resource (an API user) no longer trigger the webhook."""
+        wid = int(webhook_id)
+        what = f"exclude resource from ticket webhook {wid}"
+        body = {"webhookID": wid, "resourceID": int(resource_id)}
+        response = self._call("POST", f"/v1.0/TicketWebhooks/{wid}/ExcludedResources", what, json=body)
+        return self._item_id(response, what)
+
+    def delete_ticket_webhook(self, webhook_id: int) -> None:
+        wid = int(webhook_id)
+        self._call("DELETE", f"/v1.0/TicketWebhooks/{wid}", f"delete ticket webhook {wid}")
+
+    def ticket_webhooks(self, url: str) -> list[dict[str, Any]]:
+        """The TicketWebhooks that deliver to ``url``."""
+        return self._query_one_page("TicketWebhooks", "webhookUrl", url)
+
+    def own_resource_id(self) -> int | None:
+        """The resource id of this client's API user (whose changes a webhook should not report)."""
+        items = self._query_one_page("Resources", "userName", self._username)
+        ids = [item.get("id") for item in items]
+        found = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+        return found[0] if len(found) == 1 else None
+
+    def _query_one_page(self, entity: str, field: str, value: str) -> list[dict[str, Any]]:
+        """The records of ``entity`` whose ``field`` equals ``value``: one query call, one page."""
+        what = f"query {entity}"
+        body = {"filter": [{"op": "eq", "field": field, "value": value}], "MaxRecords": 500}
+        response = self._call("POST", f"/v1.0/{entity}/query", what, json=body)
+        items = self._json_object(response, what, retryable=True).get("items")
+        if not isinstance(items, list):
+            raise AutotaskError(f"{what}: unexpected response", retryable=True)
+        return [item for item in items if isinstance(item, dict)]
+
+    def _item_id(self, response: requests.Response, what: str) -> int:
+        item_id = self._json_object(response, what, retryable=False).get("itemId")
+        if isinstance(item_id, bool) or not isinstance(item_id, int):
+            raise AutotaskError(f"{what}: response has no itemId", retryable=False)
+        return item_id
+
     # ------------------------------------------------------------- transport
 
     def _headers(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ from .content import explain as explain_route
 from .errors import AutotaskIlertError, StoreUnavailable
 from .http import redact
 from .metrics import serve
+from .webhook_commands import webhook_group
 from .worker import Worker
 
 
@@ -453,3 +454,6 @@ def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, s
                 click.echo(_safe(bridge, line))
     except (AutotaskIlertError, StoreUnavailable) as exc:
         raise click.ClickException(_safe(bridge, str(exc))) from None
+
+
+cli_group.add_command(webhook_group)  # webhook install|remove (webhook_commands.py)

@@ -55,6 +55,7 @@ from .constraints import (
     Positive,
     RateLimit,
     Secret,
+    SecretText,
     StartsWith,
     Template,
     Token,
@@ -312,6 +313,12 @@ OPTIONS: tuple[Option, ...] = (
            "tenant sends, and keeps a leaked token from paging for every made-up ticket; raise it "
            "if a mass outage of yours could go over it. `off` turns the guard off.",
            per_source=True, check=RateLimit()),
+    Option("AUTOTASK_WEBHOOK_SECRET", None, str,
+           "Turns on [Autotask webhooks](autotask-webhooks.md) for this source: the `secretKey` of its "
+           "`TicketWebhook`, which signs every delivery to `{prefix}/autotask-webhook/<callout token>`. "
+           "Needs the `AUTOTASK_*` credentials (a status arrives as a picklist id). Unset: that endpoint "
+           "answers 404 for this source.",
+           per_source=True, secret=True, check=SecretText(16, 64)),
     Option("SUMMARY_TEMPLATE", None, str,
            "The alert's summary, as a Jinja2 template (sandboxed) over `ticket`, `company`, `contact`, "
            "`resource`, `callout` and `source`, e.g. `{{ company.companyName }}: {{ ticket.title }}`; "
@@ -537,6 +544,8 @@ class SourceConfig:
     realert_on_reopen: bool
     sync: SyncSettings | None = None
     rate_limit: str | None = None
+    #: Signs Autotask's webhook deliveries to this source; None: webhooks are off for it.
+    webhook_secret: str | None = field(default=None, repr=False)
     #: Extra Autotask query conditions of the reconciliation sweep (RECONCILE_FILTER).
     reconcile_filter: tuple[Mapping[str, Any], ...] = ()
     #: The source's own alert text (SUMMARY_TEMPLATE, ...), None for the default text.
@@ -553,6 +562,8 @@ class SourceConfig:
             values += [self.autotask.secret, self.autotask.integration_code]
         if self.sync:
             values += self.sync.secrets
+        if self.webhook_secret:
+            values.append(self.webhook_secret)
         return tuple(v for v in values if v)
 
 
@@ -694,6 +705,11 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
             api_url=value("AUTOTASK_API_URL"), web_url=value("AUTOTASK_WEB_URL"),
         )
 
+    webhook_secret = value("AUTOTASK_WEBHOOK_SECRET") or None
+    _require(webhook_secret is None or autotask is not None,
+             f"{where}: AUTOTASK_WEBHOOK_SECRET needs the AUTOTASK_* credentials (Autotask webhooks "
+             "send the status as a picklist id, which is read from the tenant)")
+
     try:
         labels = dict(DEFAULT_STATUS_LABELS)
         for class_name, class_labels in (value("STATUS_LABELS") or {}).items():
@@ -746,6 +762,7 @@ def _build_source(name: str, raw: Mapping[str, Any]) -> SourceConfig:
         priority=priority,
         realert_on_reopen=_parse_bool(value("REALERT_ON_REOPEN")),
         rate_limit=str(rate_limit) if rate_limit is not None else None,
+        webhook_secret=webhook_secret,
     )
 
 

@@ -202,6 +202,21 @@ class IsCallable:
         return "a callable or a class"
 
 
+@dataclass(frozen=True)
+class SecretText:
+    """A shared secret the other side also stores: long enough not to be guessed, no longer than it allows."""
+
+    low: int
+    high: int
+
+    def check(self, value: Any) -> str | None:
+        ok = isinstance(value, str) and self.low <= len(value) <= self.high and value.isprintable()
+        return None if ok else f"must be {self.low} to {self.high} printable characters"
+
+    def describe(self) -> str:
+        return f"{self.low} to {self.high} printable characters"
+
+
 def _show(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 

@@ -84,6 +84,12 @@ WEBHOOKS = Counter(
     "resolve-ticket, nothing, ignored; none when refused) and HTTP code.",
     ["source", "action", "code"],
 )
+AUTOTASK_WEBHOOKS = Counter(
+    "autotask_ilert_autotask_webhooks",
+    "Autotask webhook deliveries answered, by alert source, action (create, accept, resolve, "
+    "nothing, reject, stale, duplicate, ignored, deactivated; none when refused) and HTTP code.",
+    ["source", "action", "code"],
+)
 DELIVERIES = Counter(
     "autotask_ilert_deliveries",
     "Delivery attempts of queued events, by alert source, target (ilert, ticket) and outcome "
@@ -175,6 +181,11 @@ def count_callout(source: str, action: str, code: int) -> None:
 @_never_raise
 def count_webhook(source: str, action: str, code: int) -> None:
     WEBHOOKS.labels(source, action, str(code)).inc()
+
+
+@_never_raise
+def count_autotask_webhook(source: str, action: str, code: int) -> None:
+    AUTOTASK_WEBHOOKS.labels(source, action, str(code)).inc()
 
 
 @_never_raise
@@ -298,7 +309,7 @@ NAMESPACE = "autotask_ilert_"
 #: an open or leaked scrape tells nothing about the host app. They stay in the default
 #: registry too, for a host app that serves that registry itself.
 OWN_REGISTRY = CollectorRegistry()
-for _metric in (CALLOUTS, WEBHOOKS, DELIVERIES, DELIVERY_LATENCY, AUTOTASK_REQUESTS,
+for _metric in (CALLOUTS, WEBHOOKS, AUTOTASK_WEBHOOKS, DELIVERIES, DELIVERY_LATENCY, AUTOTASK_REQUESTS,
                 ILERT_RATE_LIMITED):
     OWN_REGISTRY.register(_metric)
 

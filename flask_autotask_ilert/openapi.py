@@ -20,7 +20,7 @@ from marshmallow import Schema, fields, validate
 
 from .config import Settings
 from .lifecycle import Action, State, SyncAction
-from .schemas import FORM, ILERT_STATUSES, JSON, AlertWebhookSchema, CalloutSchema
+from .schemas import FORM, ILERT_STATUSES, JSON, AlertWebhookSchema, AutotaskWebhookSchema, CalloutSchema
 from .version import __version__
 
 _STATES = [s.value for s in State]
@@ -41,6 +41,17 @@ class WebhookAnswerSchema(Schema):
     ticket = fields.Integer(required=True, allow_none=True)
     action = fields.String(required=True, validate=validate.OneOf(_WEBHOOK_ACTIONS))
     state = fields.String(required=True, allow_none=True, validate=validate.OneOf(_STATES))
+
+
+_HOOK_ACTIONS = [*_CALLOUT_ACTIONS, "duplicate", "ignored", "deactivated"]
+
+
+class AutotaskWebhookAnswerSchema(Schema):
+    ticket = fields.Integer(metadata={"description": "The ticket id of the delivery."})
+    action = fields.String(required=True, validate=validate.OneOf(_HOOK_ACTIONS))
+    state = fields.String(validate=validate.OneOf(_STATES),
+                          metadata={"description": "The ticket's stored state, when it was applied."})
+    reason = fields.String(metadata={"description": "Why an ignored delivery was ignored."})
 
 
 class ErrorSchema(Schema):
@@ -164,6 +175,39 @@ def _webhook_operation(with_token: bool) -> dict[str, Any]:
     return operation
 
 
+def _autotask_webhook_operation() -> dict[str, Any]:
+    signature = {
+        "name": "X-Hook-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+        "description": "sha1= and the base64 HMAC-SHA1 of the body (or of its .NET-escaped form), "
+        "keyed with the source's AUTOTASK_WEBHOOK_SECRET; a Deactivated message may lack it.",
+    }
+    answer = _json("AutotaskWebhookAnswer")
+    return {
+        "summary": "An Autotask TicketWebhook delivery (ticket created, status or priority changed)",
+        "operationId": "autotask_webhook",
+        "description": "See docs/autotask-webhooks.md. Whatever is deliberately not acted on is "
+        "answered 200, since Autotask retries other answers and disables a failing webhook.",
+        "parameters": [_TOKEN, signature],
+        "requestBody": {"required": True, "content": _json("AutotaskWebhook")},
+        "responses": {
+            "202": {"description": "An ilert event was scheduled (create, accept or resolve).",
+                    "content": answer},
+            "200": {"description": "Nothing to send: nothing, stale, reject, a repeated delivery "
+                    "(duplicate), ignored (with a reason) or a Deactivated message (only logged).",
+                    "content": answer},
+            "400": _error("The body is not a valid webhook delivery."),
+            "401": _error("X-Hook-Signature is missing or does not sign the body; nothing was recorded."),
+            "404": {"description": "No source has this callout token, or the source has no "
+                    "AUTOTASK_WEBHOOK_SECRET: the app's ordinary 404 answer."},
+            "413": _TOO_LARGE,
+            "415": _error("The content type is not JSON."),
+            "429": _TOO_MANY,
+            "503": _error("Redis, or Autotask's status picklist, cannot be reached; nothing was "
+                          "recorded.", **{"Retry-After": _RETRY_AFTER}),
+        },
+    }
+
+
 def _post_process(spec: dict[str, Any]) -> dict[str, Any]:
     """What the marshmallow fields cannot say by themselves."""
     schemas = spec["components"]["schemas"]
@@ -199,6 +243,8 @@ def build_spec(settings: Settings) -> dict[str, Any]:
     spec.components.schema("AlertWebhook", schema=AlertWebhookSchema)
     spec.components.schema("CalloutAnswer", schema=CalloutAnswerSchema)
     spec.components.schema("WebhookAnswer", schema=WebhookAnswerSchema)
+    spec.components.schema("AutotaskWebhook", schema=AutotaskWebhookSchema)
+    spec.components.schema("AutotaskWebhookAnswer", schema=AutotaskWebhookAnswerSchema)
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("Readiness", schema=ReadinessSchema)
@@ -215,6 +261,8 @@ def build_spec(settings: Settings) -> dict[str, Any]:
     without = _webhook_operation(False)
     without["security"] = optional_basic
     spec.path(path=f"{prefix}/ilert", operations={"post": without})
+    spec.path(path=f"{prefix}/autotask-webhook/{{token}}",
+              operations={"post": _autotask_webhook_operation()})
     spec.path(
         path=f"{prefix}/healthz",
         operations={"get": {

@@ -305,3 +305,129 @@ class AlertWebhookSchema(Schema):
 def load_alert_webhook(data: dict[str, Any]) -> AlertWebhook:
     webhook: AlertWebhook = AlertWebhookSchema().load(data)
     return webhook
+
+
+# -- Autotask REST webhooks (TicketWebhooks) ---------------------------------------------
+
+#: What ``Action`` may say, spelt as Autotask spells it (matched case-insensitively).
+WEBHOOK_ACTIONS = ("Create", "Update", "Delete", "Deactivated")
+DEACTIVATED = "Deactivated"
+#: A delivery carries the subscribed and display-always fields of one ticket: a handful.
+MAX_WEBHOOK_FIELDS = 64
+_GUID = re.compile(r"^[A-Za-z0-9{}-]{1,64}$")
+_WEBHOOK_KEYS = ("Action", "Guid", "EntityType", "Id", "Fields", "EventTime", "SequenceNumber",
+                 "PersonID")
+
+
+def fold_keys(data: dict[str, Any], what: str) -> dict[str, Any]:
+    """The mapping with its keys case-folded; two spellings of one key with different values are an error.
+
+    Autotask has not said how it cases the keys of ``Fields`` (``status`` or
+    ``Status``), so they are read either way.
+    """
+    folded: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).casefold()
+        if name in folded and folded[name] != value:
+            raise ValidationError(f"{key!r} is given twice, in different case, with different values.",
+                                  field_name=what)
+        folded[name] = value
+    return folded
+
+
+@dataclass(frozen=True)
+class AutotaskWebhook:
+    """One delivery of an Autotask TicketWebhook, validated; ``fields`` has case-folded keys."""
+
+    action: str
+    guid: str
+    sequence: int
+    ticket_id: int
+    entity_type: str = "Ticket"
+    fields: dict[str, Any] = field(default_factory=dict)
+    event_time: datetime | None = None
+    person_id: int | None = None
+
+    @property
+    def status_value(self) -> int | None:
+        """The status picklist id, when the delivery carries it."""
+        value = self.fields.get("status")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def ticket_number(self) -> str | None:
+        number = self.fields.get("ticketnumber")
+        return number if isinstance(number, str) and len(number) <= 64 else None
+
+
+def _picklist_id(value: Any) -> Any:
+    """A picklist value as Autotask sends it: a number, or its digits as text."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() \
+            and len(value.strip()) <= 16:
+        return int(value.strip())
+    return value
+
+
+class AutotaskWebhookSchema(Schema):
+    """The JSON body of an Autotask TicketWebhook delivery (docs/autotask-webhooks.md)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    Action = fields.String(required=True, validate=validate.OneOf(WEBHOOK_ACTIONS))
+    Guid = fields.String(required=True, validate=validate.Regexp(_GUID, error="Not a webhook GUID."))
+    EntityType = fields.String(load_default="Ticket", validate=validate.Length(max=64))
+    Id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_TICKET_ID))
+    Fields = fields.Dict(keys=fields.String(validate=validate.Length(max=128)), load_default=dict,
+                         validate=validate.Length(max=MAX_WEBHOOK_FIELDS))
+    EventTime = fields.Raw(load_default=None, allow_none=True)
+    SequenceNumber = fields.Integer(required=True, strict=True,
+                                    validate=validate.Range(min=0, max=MAX_TICKET_ID))
+    PersonID = fields.Integer(load_default=None, allow_none=True, strict=True,
+                              validate=validate.Range(min=0, max=MAX_TICKET_ID))
+
+    @pre_load
+    def _canonical(self, data: Any, **_: Any) -> Any:
+        """Keys in any case; ``Action`` in any case; picklist ids in ``Fields`` as numbers."""
+        if not isinstance(data, dict):
+            return data
+        names = {name.casefold(): name for name in _WEBHOOK_KEYS}
+        folded = fold_keys(data, "_schema")
+        data = {names.get(key, key): value for key, value in folded.items()}
+        action = data.get("Action")
+        if isinstance(action, str):
+            data["Action"] = next((a for a in WEBHOOK_ACTIONS if a.casefold() == action.strip().casefold()),
+                                  action)
+        given = data.get("Fields")
+        if isinstance(given, dict):
+            if len(given) > MAX_WEBHOOK_FIELDS:
+                raise ValidationError(f"More than {MAX_WEBHOOK_FIELDS} fields.", field_name="Fields")
+            given = fold_keys(given, "Fields")
+            if "status" in given:
+                status = _picklist_id(given["status"])
+                if isinstance(status, bool) or not isinstance(status, int | type(None)):
+                    raise ValidationError("The status must be a picklist id.", field_name="Fields")
+                given["status"] = status
+            data["Fields"] = given
+        return data
+
+    @post_load
+    def _to_webhook(self, data: dict[str, Any], **_: Any) -> AutotaskWebhook:
+        return AutotaskWebhook(
+            action=data["Action"],
+            guid=data["Guid"],
+            sequence=data["SequenceNumber"],
+            ticket_id=data["Id"],
+            entity_type=data["EntityType"],
+            fields=dict(data["Fields"]),
+            event_time=parse_timestamp(data.get("EventTime")),
+            person_id=data.get("PersonID"),
+        )
+
+
+_AUTOTASK_WEBHOOK_SCHEMA = AutotaskWebhookSchema()
+
+
+def load_autotask_webhook(data: dict[str, Any]) -> AutotaskWebhook:
+    webhook: AutotaskWebhook = _AUTOTASK_WEBHOOK_SCHEMA.load(data)
+    return webhook

@@ -27,6 +27,7 @@ Layout (every key under the configured prefix):
 ``wake``                    list of wake-up tokens: one per queued callout event, popped by
                             idle delivery threads (at most 64 kept; expires when unused)
 ``stats``                   counters of things ignored on purpose
+``hook:<source>:<guid>:<seq>`` an Autotask webhook delivery already taken (expires after a day)
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}stats"
+
+    def delivery(self, source: str, guid: str, sequence: int) -> str:
+        return f"{self.prefix}hook:{source}:{guid}:{sequence}"
 
 
 def member(source: str, ticket: int) -> str:
@@ -645,6 +649,19 @@ class Store:
             pipe.hdel(self.keys.leases, name)
             deleted, unqueued, _unleased = pipe.execute()
         return bool(deleted or unqueued)
+
+    # -- Autotask webhook deliveries ------------------------------------------------
+
+    def first_delivery(self, source: str, guid: str, sequence: int, keep_ms: int) -> bool:
+        """Mark an Autotask webhook delivery as taken; False if it already was (a repeat)."""
+        with self._guard():
+            return bool(self.client.set(self.keys.delivery(source, guid, sequence), "1",
+                                        nx=True, px=keep_ms))
+
+    def forget_delivery(self, source: str, guid: str, sequence: int) -> None:
+        """Unmark a delivery whose recording failed, so Autotask's retry is taken."""
+        with self._guard():
+            self.client.delete(self.keys.delivery(source, guid, sequence))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A callout goes: token -> alert source (404 if none), Basic credentials if the
 source wants them (401), size (413), content type (415), body -> schema (400),
 then ``callouts.handle_callout`` records it in one Redis round trip and the
-answer goes back at once. Nothing here calls ilert or Autotask.
+answer goes back at once. Nothing here calls ilert or Autotask, except that an
+Autotask webhook's status id needs the tenant's picklist (cached by the client).
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from werkzeug.exceptions import (
 import flask_autotask_ilert.logs as logs
 import flask_autotask_ilert.metrics as metrics
 import flask_autotask_ilert.signals as signals
+import flask_autotask_ilert.signatures as signatures
 
+from .autotask import AutotaskError
+from .autotask_webhooks import handle_autotask_webhook
 from .bridge import Bridge, get_bridge
 from .callouts import handle_callout
 from .config import Settings, SourceConfig, same_secret
 from .errors import InvalidPayload, StoreUnavailable
 from .health import readiness
-from .schemas import FORM, JSON, load_alert_webhook, load_callout
+from .schemas import DEACTIVATED, FORM, JSON, load_alert_webhook, load_autotask_webhook, load_callout
 from .sync import handle_webhook
 
 logger = logging.getLogger("flask_autotask_ilert")
@@ -259,6 +263,92 @@ def ilert_webhook(token: str | None = None) -> tuple[Response, int]:
     return jsonify(answer.body()), answer.http_status
 
 
+def _json_or_problem(data: bytes) -> tuple[Any, str | None]:
+    """The body's JSON value, or what is wrong with it (said only once the signature matched)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "The body is not valid UTF-8."
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        return None, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels."
+    try:
+        return json.loads(text, parse_constant=_no_constant), None
+    except (ValueError, RecursionError):
+        return None, "The body is not valid JSON."
+
+
+def _deactivation(parsed: Any) -> bool:
+    action = parsed.get("Action", parsed.get("action")) if isinstance(parsed, dict) else None
+    return isinstance(action, str) and action.strip().casefold() == DEACTIVATED.casefold()
+
+
+@_no_path_in_logs
+def autotask_webhook(token: str) -> tuple[Response, int]:
+    """Autotask's TicketWebhook: the news of a callout, signed, as JSON (autotask_webhooks.py).
+
+    The source's callout token picks it (no source, or no AUTOTASK_WEBHOOK_SECRET:
+    404); the signature must match (401) before anything is read from the body.
+    A ``Deactivated`` message, which Autotask may send unsigned, is only logged.
+    """
+    bridge = get_bridge()
+    settings: Settings = bridge.settings
+    source = settings.source_for_token(token)
+    if source is None or source.webhook_secret is None:
+        raise NotFound()
+    _note(source=source.name)
+    _check_rate(bridge, source, "autotask-webhook")
+    raw = _read_body(settings.max_body_bytes)
+    parsed, problem = _json_or_problem(raw)
+    signed = signatures.verify(
+        source.webhook_secret, request.headers.get(signatures.HEADER), raw, parsed
+    )
+    if _deactivation(parsed):
+        _note(action="deactivated", signed=signed)
+        logger.warning("Autotask deactivated a webhook of source %s (signed: %s): it delivers "
+                       "nothing until it is active again in Autotask", source.name, signed)
+        return jsonify({"action": "deactivated"}), 200
+    if not signed:
+        _note(reason="bad_signature")
+        raise Unauthorized(f"The {signatures.HEADER} header is missing or does not sign this body.")
+    if request.mimetype != JSON:
+        raise UnsupportedMediaType(f"Send {JSON}.")
+    if problem is not None:
+        raise InvalidPayload(problem)
+    if not isinstance(parsed, dict):
+        raise InvalidPayload("The body must be a JSON object.")
+    try:
+        hook = load_autotask_webhook(parsed)
+    except ValidationError as exc:
+        raise InvalidPayload("The webhook delivery is not valid.", _messages(exc)) from None
+    _note(ticket=hook.ticket_id, hook_action=hook.action, sequence=hook.sequence, person=hook.person_id)
+    client = bridge.autotask(source)
+    assert client is not None  # validated at init_app: webhooks need the Autotask credentials
+    try:
+        answer = handle_autotask_webhook(
+            settings, bridge.store, source, hook, lambda: client.picklist("Tickets", "status"),
+            request_id=_seen().request_id,
+        )
+    except AutotaskError as exc:
+        _note(error="autotask_unavailable", reason=exc.message)
+        response = jsonify(_error_body(
+            "autotask_unavailable",
+            "The tenant's status picklist could not be read from Autotask; nothing was recorded.",
+        ))
+        response.headers["Retry-After"] = str(settings.retry_after_seconds)
+        return response, 503
+    if answer.http_status == 202 and answer.state is not None:
+        signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
+                     ticket=answer.ticket, action=answer.action, state=answer.state.value,
+                     status=answer.status)
+    elif answer.action == "reject":
+        signals.send(signals.callout_rejected, bridge.sender, source=source.name,
+                     ticket=answer.ticket, status=answer.status)
+    state = (f"{answer.previous.value}->{answer.state.value}"
+             if answer.previous is not None and answer.state is not None else None)
+    _note(status=answer.status, action=answer.action, state=state, reason=answer.reason)
+    return jsonify(answer.body()), answer.http_status
+
+
 def _messages(exc: ValidationError) -> dict[str, Any]:
     messages = exc.messages
     return messages if isinstance(messages, dict) else {"_schema": messages}
@@ -310,7 +400,9 @@ def metrics_endpoint() -> Response:
 # -- one log line and one count per callout and webhook ---------------------------------
 
 #: The endpoints that get a log line and a count, and what the line is called.
-_OBSERVED = {"autotask_ilert.callout": "callout", "autotask_ilert.ilert_webhook": "webhook"}
+_OBSERVED = {"autotask_ilert.callout": "callout", "autotask_ilert.ilert_webhook": "webhook",
+             "autotask_ilert.autotask_webhook": "autotask_webhook"}
+_COUNT = {"callout": metrics.count_callout, "autotask_webhook": metrics.count_autotask_webhook}
 
 
 @dataclass
@@ -361,7 +453,7 @@ def _finish(response: Response) -> Response:
                     "duration_ms": (time.perf_counter() - seen.started) * 1000,
                     "error": error, "reason": reason}
             logs.emit(level, kind, line, get_bridge().settings.log_format)
-        count = metrics.count_callout if kind == "callout" else metrics.count_webhook
+        count = _COUNT.get(kind, metrics.count_webhook)
         count(str(noted.get("source", "")), str(noted.get("action", "none")), code)
     if code != 404:
         response.headers[logs.REQUEST_ID_HEADER] = seen.request_id
@@ -408,6 +500,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     blueprint.add_url_rule("/callout/<token>", view_func=callout, methods=["POST"])
     blueprint.add_url_rule("/ilert/<token>", view_func=ilert_webhook, methods=["POST"])
     blueprint.add_url_rule("/ilert", view_func=ilert_webhook, methods=["POST"])
+    blueprint.add_url_rule("/autotask-webhook/<token>", view_func=autotask_webhook, methods=["POST"])
     blueprint.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     blueprint.add_url_rule("/openapi.json", view_func=openapi_description, methods=["GET"])
     blueprint.add_url_rule("/readyz", view_func=readyz, methods=["GET"])

@@ -16,11 +16,18 @@ Run it alone with ``python -m flask_autotask_ilert.testing.autotask_sim --port 0
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
+import hashlib
+import hmac
+import json
+import queue
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -273,6 +280,7 @@ class AutotaskState(FaultInjector):
         self._next_ticket_id = FIRST_TICKET_ID
         self._next_note_id = 1
         self._numbers_per_day: dict[str, int] = {}
+        self.webhooks = TicketWebhooks()
 
     # --- tickets, from the test's side -------------------------------------------
 
@@ -355,6 +363,7 @@ class AutotaskState(FaultInjector):
             if status_label.casefold() == picklists.COMPLETE_STATUS_LABEL.casefold():
                 fields["completedDate"] = _rest_time(now)
             self._tickets[ticket_id] = record
+            self.webhooks.ticket_changed(fields, "Create", None, self.webhooks.acting_resource_id)
             snapshot = copy.deepcopy(fields)
             job = self._callout_job(record, "create")
         return snapshot, (self._send_callout(job) if job else None)
@@ -370,8 +379,10 @@ class AutotaskState(FaultInjector):
             if record is None:
                 raise KeyError(f"no ticket {ticket_id}")
             value = picklists.value_for_label(self.status_picklist, status_label)
+            before = dict(record.fields)
             self._change_status(record, value)
             self._touch(record)
+            self.webhooks.ticket_changed(record.fields, "Update", before, self.webhooks.acting_resource_id)
             job = self._callout_job(record, "status")
         return self._send_callout(job) if job else None
 
@@ -674,6 +685,7 @@ class AutotaskState(FaultInjector):
             if errors:
                 raise _ApiError(*errors)
             status_before = record.fields["status"]
+            before = dict(record.fields)
             for name, value in updates.items():
                 if name == "status":
                     self._change_status(record, value)
@@ -682,6 +694,7 @@ class AutotaskState(FaultInjector):
                 else:
                     record.fields[name] = value
             self._touch(record)
+            self.webhooks.ticket_changed(record.fields, "Update", before, API_RESOURCE_ID)
             changed = record.fields["status"] != status_before
             return ticket_id, (self._callout_job(record, "patch") if changed else None)
 
@@ -968,6 +981,423 @@ def _with_callout(ticket: dict[str, Any] | None, result: CalloutResult | None) -
     return json_response({"ticket": ticket, "callout": None if result is None else result.to_json()})
 
 
+# --- TicketWebhooks: Autotask's REST webhooks ------------------------------------------------
+#
+# Kept apart from the callout machinery above: the state hooks into ticket changes in
+# three places (create, status, PATCH), and everything else is here.
+
+#: The resource id of the simulated API user: what ``Resources/query`` finds for it, and
+#: the ``PersonID`` of the changes it makes through the API.
+API_RESOURCE_ID = 29_682_885
+#: The ``PersonID`` of changes a test makes "as a person" (create_ticket, set_status).
+TECHNICIAN_RESOURCE_ID = 29_683_001
+FIRST_WEBHOOK_ID = 301
+WEBHOOK_SECRET_MAX = 64
+#: How the simulator signs: the text Autotask puts into the HMAC (see docs/autotask-webhooks.md).
+SIGNING_MODES = ("escaped-compact", "escaped-raw", "raw", "none")
+_WEBHOOK_FIELDS = (
+    "name", "webhookUrl", "deactivationUrl", "secretKey", "isActive", "isReady",
+    "isSubscribedToCreateEvents", "isSubscribedToUpdateEvents", "isSubscribedToDeleteEvents",
+    "notificationEmailAddress", "ownerResourceID", "sendThresholdExceededNotification",
+)
+#: ``TicketWebhookFields.fieldID``: a picklist whose labels are the ticket's field names.
+WEBHOOK_FIELD_IDS = {name: index for index, name in enumerate(TICKET_FIELDS, start=1)}
+
+
+def dotnet_json(value: Any, separators: tuple[str, str] = (",", ":")) -> str:
+    """JSON as .NET's default encoder writes it: in strings, ``&<>'"+` `` and non-ASCII as ``\\uXXXX``.
+
+    Written apart from the bridge's own check (signatures.py), so that a mistake in
+    one does not hide in the other.
+    """
+    item_sep, key_sep = separators
+    if isinstance(value, dict):
+        inner = item_sep.join(dotnet_json(str(k), separators) + key_sep + dotnet_json(v, separators)
+                              for k, v in value.items())
+        return "{" + inner + "}"
+    if isinstance(value, list):
+        return "[" + item_sep.join(dotnet_json(v, separators) for v in value) + "]"
+    if not isinstance(value, str):
+        return json.dumps(value)
+    out = ['"']
+    for char in value:
+        if char in _DOTNET_SHORT:
+            out.append(_DOTNET_SHORT[char])
+        elif " " <= char <= "~" and char not in "&<>'\"+`":
+            out.append(char)
+        else:
+            units = char.encode("utf-16-be", "surrogatepass")
+            for i in range(0, len(units), 2):
+                out.append("\\u" + units[i:i + 2].hex().upper())
+    out.append('"')
+    return "".join(out)
+
+
+_DOTNET_SHORT = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def hook_signature(secret: str, text: bytes) -> str:
+    digest = hmac.new(secret.encode("utf-8"), text, hashlib.sha1).digest()
+    return "sha1=" + base64.b64encode(digest).decode("ascii")
+
+
+@dataclass
+class WebhookDelivery:
+    """One delivery (and its retries): the same bytes and signature every attempt."""
+
+    webhook_id: int
+    guid: str
+    sequence: int
+    action: str
+    ticket_id: int
+    url: str
+    body: bytes
+    signature: str | None
+    attempts: list[int | None] = field(default_factory=list)  # HTTP status, None: no answer
+    done: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1] is not None and 200 <= self.attempts[-1] < 300
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.signature is not None:
+            headers["X-Hook-Signature"] = self.signature
+        return headers
+
+    def to_json(self) -> dict[str, Any]:
+        return {"webhook_id": self.webhook_id, "guid": self.guid, "sequence": self.sequence,
+                "action": self.action, "ticket_id": self.ticket_id, "attempts": self.attempts,
+                "delivered": self.delivered, "done": self.done,
+                "body": self.body.decode("utf-8")}
+
+
+class TicketWebhooks:
+    """The tenant's TicketWebhooks and their deliveries, as Autotask keeps and sends them.
+
+    Deliveries of one webhook leave in trigger order from one thread each; a failed
+    one (no 2xx) is tried again after ``retry_delay`` seconds, at most ``max_attempts``
+    times, and later ones wait. After ``disable_after`` events in a row that failed,
+    the webhook is deactivated and a ``Deactivated`` message goes to its deactivation URL.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self.retry_delay = 30.0
+        self.max_attempts = 5
+        self.disable_after = 25
+        self.timeout = 10.0
+        self.signing = "escaped-compact"
+        self.spaced = False  # send "key": value, with spaces (the signed text may then differ)
+        self.resources: dict[str, int] = {DEFAULT_USER: API_RESOURCE_ID}
+        self.acting_resource_id = TECHNICIAN_RESOURCE_ID
+        self._webhooks: dict[int, dict[str, Any]] = {}
+        self._fields: dict[int, list[dict[str, Any]]] = {}
+        self._excluded: dict[int, list[dict[str, Any]]] = {}
+        self._sequence: dict[int, int] = {}
+        self._failures: dict[int, int] = {}
+        self._queues: dict[int, queue.Queue[WebhookDelivery | None]] = {}
+        self._deliveries: list[WebhookDelivery] = []
+        self._next_id = FIRST_WEBHOOK_ID
+        self._next_child_id = 1
+
+    # -- the REST entity ------------------------------------------------------------
+
+    def create(self, body: Any) -> int:
+        if not isinstance(body, Mapping):
+            raise _ApiError("Request body must be a JSON object")
+        unknown = sorted(set(body) - set(_WEBHOOK_FIELDS) - {"id"})
+        errors = [f"Unknown field: {name}" for name in unknown]
+        for name in ("name", "webhookUrl", "deactivationUrl", "secretKey"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                errors.append(f"{name} is required")
+        for name in ("webhookUrl", "deactivationUrl"):
+            if isinstance(body.get(name), str) and not body[name].startswith(("https://", "http://")):
+                errors.append(f"{name} must be a URL")
+        if isinstance(body.get("secretKey"), str) and len(body["secretKey"]) > WEBHOOK_SECRET_MAX:
+            errors.append(f"secretKey must be at most {WEBHOOK_SECRET_MAX} characters")
+        if errors:
+            raise _ApiError(*errors)
+        with self._lock:
+            webhook_id = self._next_id
+            self._next_id += 1
+            record = {name: body.get(name) for name in _WEBHOOK_FIELDS}
+            record.update(id=webhook_id, webhookGUID=str(uuid.uuid4()),
+                          isActive=body.get("isActive", True) is not False, isReady=True)
+            for name in ("isSubscribedToCreateEvents", "isSubscribedToUpdateEvents",
+                         "isSubscribedToDeleteEvents"):
+                record[name] = bool(body.get(name, False))
+            self._webhooks[webhook_id] = record
+            self._fields[webhook_id], self._excluded[webhook_id] = [], []
+            self._sequence[webhook_id], self._failures[webhook_id] = 0, 0
+            return webhook_id
+
+    def delete(self, webhook_id: int) -> None:
+        with self._lock:
+            if self._webhooks.pop(webhook_id, None) is None:
+                raise _ApiError(f"TicketWebhook with id {webhook_id} does not exist", status=404)
+            self._fields.pop(webhook_id, None)
+            self._excluded.pop(webhook_id, None)
+            sender = self._queues.pop(webhook_id, None)
+        if sender is not None:
+            sender.put(None)
+
+    def add_field(self, webhook_id: int, body: Any) -> int:
+        body = self._child_body(webhook_id, body)
+        field_id = body.get("fieldID")
+        errors = []
+        if field_id not in WEBHOOK_FIELD_IDS.values():
+            errors.append("fieldID must be a valid picklist value")
+        for name in ("isSubscribedField", "isDisplayAlwaysField"):
+            if not isinstance(body.get(name), bool):
+                errors.append(f"{name} is required and must be a boolean")
+        if errors:
+            raise _ApiError(*errors)
+        return self._add_child(self._fields, webhook_id, body)
+
+    def exclude(self, webhook_id: int, body: Any) -> int:
+        body = self._child_body(webhook_id, body)
+        if body.get("resourceID") not in set(self.resources.values()) | {self.acting_resource_id}:
+            raise _ApiError("resourceID must be an existing resource")
+        return self._add_child(self._excluded, webhook_id, body)
+
+    def _child_body(self, webhook_id: int, body: Any) -> Mapping[str, Any]:
+        if not isinstance(body, Mapping):
+            raise _ApiError("Request body must be a JSON object")
+        with self._lock:
+            if webhook_id not in self._webhooks:
+                raise _ApiError(f"TicketWebhook with id {webhook_id} does not exist", status=404)
+        if body.get("webhookID", webhook_id) != webhook_id:
+            raise _ApiError("webhookID does not match the parent")
+        return body
+
+    def _add_child(self, children: dict[int, list[dict[str, Any]]], webhook_id: int,
+                   body: Mapping[str, Any]) -> int:
+        with self._lock:
+            child_id = self._next_child_id
+            self._next_child_id += 1
+            children[webhook_id].append({**body, "id": child_id, "webhookID": webhook_id})
+            return child_id
+
+    def query(self, entity: str, body: Any) -> list[dict[str, Any]]:
+        """``eq`` filters only (what the install command sends)."""
+        conditions = body.get("filter") if isinstance(body, Mapping) else None
+        if not isinstance(conditions, list) or not all(
+            isinstance(c, Mapping) and c.get("op") == "eq" for c in conditions
+        ):
+            raise _ApiError("filter must be a list of eq conditions (the simulator knows no others)")
+        with self._lock:
+            if entity == "TicketWebhooks":
+                items = [{k: v for k, v in w.items() if k != "secretKey"} for w in self._webhooks.values()]
+            else:
+                items = [{"id": rid, "userName": user, "isActive": True}
+                         for user, rid in self.resources.items()]
+        return [i for i in items if all(i.get(c["field"]) == c.get("value") for c in conditions)]
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook with its fields and excluded resources (secrets left out)."""
+        with self._lock:
+            return [
+                {**{k: v for k, v in w.items() if k != "secretKey"},
+                 "fields": copy.deepcopy(self._fields[i]),
+                 "excludedResources": copy.deepcopy(self._excluded[i])}
+                for i, w in self._webhooks.items()
+            ]
+
+    def secret_of(self, webhook_id: int) -> str:
+        """The webhook's secret key (kept out of every listing)."""
+        with self._lock:
+            return str(self._webhooks[webhook_id]["secretKey"])
+
+    def configure(self, data: Mapping[str, Any]) -> None:
+        numbers = ("retry_delay", "timeout")
+        counts = ("max_attempts", "disable_after", "acting_resource_id")
+        unknown = set(data) - {*numbers, *counts, "signing", "spaced"}
+        if unknown:
+            raise ValueError(f"unknown webhook settings: {sorted(unknown)}")
+        for name in numbers:
+            if name in data and (not isinstance(data[name], int | float) or data[name] < 0):
+                raise ValueError(f"{name} must be a number >= 0")
+        for name in counts:
+            if name in data and (not isinstance(data[name], int) or data[name] < 1):
+                raise ValueError(f"{name} must be an integer >= 1")
+        if "signing" in data and data["signing"] not in SIGNING_MODES:
+            raise ValueError(f"signing must be one of {SIGNING_MODES}")
+        with self._lock:
+            for name, value in data.items():
+                setattr(self, name, bool(value) if name == "spaced" else value)
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    def ticket_changed(self, fields: Mapping[str, Any], action: str,
+                       before: Mapping[str, Any] | None, person: int) -> None:
+        """Queue a delivery for every active webhook this change triggers (called under the tenant's lock)."""
+        changed = {n for n in fields if before is None or before.get(n) != fields[n]}
+        with self._lock:
+            for webhook_id, webhook in self._webhooks.items():
+                if not webhook["isActive"] or not webhook[f"isSubscribedTo{action}Events"]:
+                    continue
+                if any(r.get("resourceID") == person for r in self._excluded[webhook_id]):
+                    continue
+                names = {name: f for f in self._fields[webhook_id] for name, i in WEBHOOK_FIELD_IDS.items()
+                         if i == f["fieldID"]}
+                subscribed = {n for n, f in names.items() if f["isSubscribedField"]}
+                if action == "Update" and not subscribed & changed:
+                    continue
+                sent = {n: fields.get(n) for n, f in names.items()
+                        if f["isDisplayAlwaysField"] or (n in subscribed and n in changed)}
+                self._sequence[webhook_id] += 1
+                payload = {"Action": action, "Guid": webhook["webhookGUID"], "EntityType": "Ticket",
+                           "Id": fields["id"], "Fields": sent, "EventTime": fields.get("lastActivityDate"),
+                           "SequenceNumber": self._sequence[webhook_id], "PersonID": person}
+                self._enqueue(webhook_id, webhook, payload)
+
+    def _enqueue(self, webhook_id: int, webhook: Mapping[str, Any], payload: dict[str, Any]) -> None:
+        separators = (", ", ": ") if self.spaced else (",", ":")
+        body = json.dumps(payload, ensure_ascii=False, separators=separators).encode("utf-8")
+        signed = {"raw": body, "escaped-raw": dotnet_json(payload, separators).encode("ascii"),
+                  "escaped-compact": dotnet_json(payload).encode("ascii")}.get(self.signing)
+        delivery = WebhookDelivery(
+            webhook_id, webhook["webhookGUID"], payload["SequenceNumber"], payload["Action"],
+            payload["Id"], webhook["webhookUrl"], body,
+            None if signed is None else hook_signature(webhook["secretKey"], signed),
+        )
+        self._deliveries.append(delivery)
+        sender = self._queues.get(webhook_id)
+        if sender is None:
+            sender = self._queues[webhook_id] = queue.Queue()
+            threading.Thread(target=self._send_all, args=(webhook_id, sender),
+                             name=f"sim-webhook-{webhook_id}", daemon=True).start()
+        sender.put(delivery)
+
+    def _send_all(self, webhook_id: int, sender: queue.Queue[WebhookDelivery | None]) -> None:
+        while (delivery := sender.get()) is not None:
+            for attempt in range(self.max_attempts):
+                if attempt:
+                    time.sleep(self.retry_delay)
+                status = self.post(delivery)
+                with self._cond:
+                    delivery.attempts.append(status)
+                    self._cond.notify_all()
+                if delivery.delivered:
+                    break
+            with self._cond:
+                failures = 0 if delivery.delivered else self._failures.get(webhook_id, 0) + 1
+                self._failures[webhook_id] = failures
+                webhook = self._webhooks.get(webhook_id)
+                deactivate = webhook is not None and failures >= self.disable_after and webhook["isActive"]
+                if deactivate and webhook is not None:
+                    webhook["isActive"] = False
+            if deactivate and webhook is not None:
+                self._deactivated(webhook)
+            with self._cond:
+                delivery.done = True
+                self._cond.notify_all()
+            if deactivate:
+                break
+        with self._cond:  # deactivated or deleted: what is still queued is never sent
+            if self._queues.get(webhook_id) is sender:
+                del self._queues[webhook_id]
+            while not sender.empty():
+                left = sender.get_nowait()
+                if left is not None:
+                    left.done = True
+            self._cond.notify_all()
+
+    def post(self, delivery: WebhookDelivery) -> int | None:
+        """Send one attempt of a delivery (also what ``redeliver`` uses); its HTTP status."""
+        try:
+            return requests.post(delivery.url, data=delivery.body, headers=delivery.headers(),
+                                 timeout=self.timeout).status_code
+        except requests.RequestException:
+            return None
+
+    def redeliver(self, sequence: int, webhook_id: int | None = None) -> int | None:
+        """Send a delivery again, byte for byte, as Autotask does when an answer came too late."""
+        with self._lock:
+            found = [d for d in self._deliveries if d.sequence == sequence
+                     and (webhook_id is None or d.webhook_id == webhook_id)]
+        if not found:
+            raise KeyError(f"no delivery {sequence}")
+        status = self.post(found[-1])
+        with self._cond:
+            found[-1].attempts.append(status)
+            self._cond.notify_all()
+        return status
+
+    def _deactivated(self, webhook: Mapping[str, Any]) -> None:
+        body = json.dumps({"Action": "Deactivated", "Guid": webhook["webhookGUID"], "EntityType": "Ticket",
+                           "Id": webhook["id"]}).encode("utf-8")
+        with suppress(requests.RequestException):  # unsigned, as Autotask may send it
+            requests.post(webhook["deactivationUrl"], data=body,
+                          headers={"Content-Type": "application/json"}, timeout=self.timeout)
+
+    def deliveries(self) -> list[WebhookDelivery]:
+        with self._lock:
+            return list(self._deliveries)
+
+    def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[WebhookDelivery]:
+        """Every delivery once at least ``count`` are done (delivered or given up); TimeoutError otherwise."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: sum(d.done for d in self._deliveries) >= count, timeout):
+                done = sum(d.done for d in self._deliveries)
+                raise TimeoutError(f"{done} webhook deliveries done, waited for {count}")
+            return list(self._deliveries)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._deliveries.clear()
+
+
+def _add_webhook_routes(app: Flask, sim: AutotaskState) -> None:
+    hooks = sim.webhooks
+
+    @app.post(f"{API_PREFIX}/TicketWebhooks")
+    def create_ticket_webhook() -> Response:
+        return json_response({"itemId": hooks.create(g.sim_json)})
+
+    @app.delete(f"{API_PREFIX}/TicketWebhooks/<int:webhook_id>")
+    def delete_ticket_webhook(webhook_id: int) -> Response:
+        hooks.delete(webhook_id)
+        return json_response({"itemId": webhook_id})
+
+    @app.post(f"{API_PREFIX}/TicketWebhooks/<int:webhook_id>/Fields")
+    def add_ticket_webhook_field(webhook_id: int) -> Response:
+        return json_response({"itemId": hooks.add_field(webhook_id, g.sim_json)})
+
+    @app.post(f"{API_PREFIX}/TicketWebhooks/<int:webhook_id>/ExcludedResources")
+    def exclude_ticket_webhook_resource(webhook_id: int) -> Response:
+        return json_response({"itemId": hooks.exclude(webhook_id, g.sim_json)})
+
+    @app.post(f"{API_PREFIX}/<any(TicketWebhooks, Resources):entity>/query")
+    def query_webhook_entities(entity: str) -> Response:
+        items = hooks.query(entity, g.sim_json)
+        return json_response({"items": items, "pageDetails": {
+            "count": len(items), "requestCount": 500, "prevPageUrl": None, "nextPageUrl": None}})
+
+    @app.get(f"{API_PREFIX}/TicketWebhookFields/entityInformation/fields")
+    def ticket_webhook_fields() -> Response:
+        values = [{"value": str(i), "label": name, "isActive": True, "isSystem": True,
+                   "isDefaultValue": False, "sortOrder": i} for name, i in WEBHOOK_FIELD_IDS.items()]
+        return json_response({"fields": [{"name": "fieldID", "isPickList": True, "picklistValues": values}]})
+
+    @app.get("/_sim/webhooks")
+    def sim_webhooks() -> Response:
+        return json_response({"webhooks": hooks.webhooks(),
+                              "deliveries": [d.to_json() for d in hooks.deliveries()]})
+
+    @app.post("/_sim/webhooks/config")
+    def sim_webhook_config() -> Response:
+        hooks.configure(_sim_json())
+        return json_response({"ok": True})
+
+    @app.post("/_sim/webhooks/redeliver/<int:sequence>")
+    def sim_redeliver(sequence: int) -> Response:
+        return json_response({"status_code": hooks.redeliver(sequence)})
+
+
 def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     """A Flask app answering like Autotask, state in ``extensions["autotask_sim"]``."""
     sim = state if state is not None else AutotaskState()
@@ -1157,6 +1587,7 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
         sim.configure(_sim_json())
         return json_response(sim.config_json())
 
+    _add_webhook_routes(app, sim)
     return app
 
 
