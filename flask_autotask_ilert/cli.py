@@ -70,6 +70,8 @@ def worker_command(
 
     bridge = get_bridge()
     worker = Worker(bridge, threads=threads)
+    bridge.store.ping()  # an unreachable Redis is one line saying so, before anything else
+    click.echo(f"worker: redis {bridge.redis.describe()}", err=True)
     if metrics_port is not None:
         from .metrics import serve
 

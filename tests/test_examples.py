@@ -22,6 +22,7 @@ def portal(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
             "AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN,
             "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": "portal-key",
             "AUTOTASK_ILERT_ILERT_API_URL": "http://ilert.invalid",
+            "AUTOTASK_ILERT_REDIS_URL": "memory://",
             **{f"AUTOTASK_ILERT_{k.upper()}": v for k, v in extra.items()},
         }
     )
