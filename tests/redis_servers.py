@@ -153,9 +153,10 @@ class Cluster:
     """A Redis Cluster of ``masters`` masters and no replicas, built with ``redis-cli --cluster create``."""
 
     def __init__(self, masters: int = 3) -> None:
+        # The bus port is given: by default it is the port + 10000, beyond 65535 for a free port.
         self.nodes = [
-            RedisProcess("redis-server", "--cluster-enabled", "yes",
-                         "--cluster-node-timeout", "5000")
+            RedisProcess("redis-server", "--cluster-enabled", "yes", "--cluster-node-timeout", "5000",
+                         "--cluster-port", str(free_port()))
             for _ in range(masters)
         ]
 
