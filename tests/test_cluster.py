@@ -7,8 +7,12 @@ one server.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -30,6 +34,7 @@ pytestmark = [
 ]
 
 CALLOUT = f"/autotask-ilert/callout/{TOKEN}"
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +111,36 @@ def test_a_flood_is_limited_on_the_cluster(cluster: Cluster, ilert: tuple[IlertS
     app = cluster_app(cluster, ilert[1], "cluster-flood:")
     codes = [callout(app, 5000 + n, "New") for n in range(130)]
     assert codes.count(202) == 100 and codes.count(429) == 30
+
+
+def test_an_existing_deployments_keys_move_to_the_cluster(
+    cluster: Cluster, ilert: tuple[IlertState, str], redis_server: str, redis_prefix: str
+) -> None:
+    """docs/redis.md: stop the bridge, run scripts/move-redis-keys, start it on the cluster."""
+    state, url = ilert
+    before = Flask("one-server")
+    before.config.update({
+        "AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN,
+        "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": INTEGRATION_KEY,
+        "AUTOTASK_ILERT_REDIS_URL": redis_server,
+        "AUTOTASK_ILERT_REDIS_PREFIX": redis_prefix,
+    })
+    AutotaskIlert(before)
+    assert [callout(before, t, "New") for t in (7, 8, 9)] == [202] * 3
+    assert callout(before, 7, "Complete") == 202
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "move-redis-keys"), redis_server, redis_prefix, cluster.url],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{{{redis_prefix[:-1]}}}:" in done.stdout
+
+    after = cluster_app(cluster, url, redis_prefix)
+    store = get_bridge(after).store
+    assert store.queue_stats()["tickets"] == 3
+    assert callout(after, 8, "New") == 200  # known: not paged again
+    assert Worker(get_bridge(after), threads=1).drain(timeout=30) == 4
+    assert len(state.alerts()) == 3 and state.count_by_status().get("RESOLVED") == 1
+    assert [text for _, text in store.audit("default", 7)]  # the audit trail came along
