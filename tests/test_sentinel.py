@@ -116,6 +116,6 @@ def test_a_failover_mid_burst_loses_nothing_and_pages_once(sentinels: SentinelSe
         for ticket in (1, TICKETS // 2, TICKETS):
             mapping = bridge.store.mapping("default", ticket)
             assert mapping is not None and mapping.state is State.PENDING
-        sent = Counter(e.body.get("alertKey") for e in ilert.accepted_events())
-        repeats = sum(n - 1 for n in sent.values())
+        per_key = Counter(e.body.get("alertKey") for e in ilert.accepted_events())
+        repeats = sum(n - 1 for n in per_key.values())
         print(f"\n503 answers during the switch: {answers[503]}; events repeated to ilert: {repeats}")
