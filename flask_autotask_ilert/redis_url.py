@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -53,12 +53,12 @@ class RedisTarget:
     """A parsed ``REDIS_URL``: what kind of Redis, where, and the credentials to reach it."""
 
     kind: str
-    url: str
+    url: str = field(repr=False)  # it may hold the password
     hosts: tuple[tuple[str, int], ...] = ()
     service: str | None = None
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         """Where this Redis is, for people: the URL with its password hidden."""
@@ -137,7 +137,8 @@ class RedisTarget:
         """
         options: dict[str, Any] = dict(CONNECTION_OPTIONS)
         if self.kind == SENTINEL:
-            auth = f":{_quote(self.password)}@" if self.password else ""
+            user = _quote(self.username) if self.username else ""
+            auth = f"{user}:{_quote(self.password)}@" if self.password else ""
             hosts = ",".join(f"{host}:{port}" for host, port in self.hosts)
             options.update(db=self.db, use_replicas=False)
             return f"redis+sentinel://{auth}{hosts}/{self.service}", options

@@ -94,6 +94,7 @@ def test_fakeredis_is_imported_only_for_memory_urls(redis_server: str, redis_pre
 )
 def test_the_description_hides_the_password(url: str, shown: str) -> None:
     assert parse(url).describe() == shown
+    assert PASSWORD not in repr(parse(url))
 
 
 def test_sentinel_and_cluster_urls_are_read_as_limits_reads_them() -> None:
