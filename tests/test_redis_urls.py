@@ -18,7 +18,7 @@ from flask_autotask_ilert.lifecycle import State
 from flask_autotask_ilert.redis_url import CLUSTER, SENTINEL, parse
 
 from .conftest import INTEGRATION_KEY, TOKEN
-from .redis_servers import RedisProcess
+from .redis_servers import RedisProcess, free_port
 
 ROOT = Path(__file__).parents[1]
 CALLOUT = f"/autotask-ilert/callout/{TOKEN}"
@@ -133,32 +133,49 @@ def test_on_a_cluster_every_key_shares_one_hash_slot() -> None:
     assert parse("redis://h/0").key_prefix("autotask-ilert:") == "autotask-ilert:"  # keys stay put
 
 
+def start_worker_and_read_its_first_lines(url: str) -> tuple[str, bool]:
+    """Run ``flask autotask-ilert worker`` until it says it has started; its output, and
+    whether it was still running then."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOTASK_ILERT_")}
+    env.update({"FLASK_APP": "examples.msp_portal", "PYTHONPATH": str(ROOT),
+                "AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN,
+                "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": INTEGRATION_KEY,
+                "AUTOTASK_ILERT_REDIS_URL": url})
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "autotask-ilert", "worker"], env=env,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any("thread(s)" in s for s in seen):
+                if selector.select(timeout=1):
+                    line = proc.stdout.readline()
+                    if not line:
+                        break
+                    seen.append(line)
+        running = proc.poll() is None
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+    return "".join(seen) + rest, running
+
+
 @pytest.mark.realprocess
 def test_the_worker_says_which_redis_it_uses_without_the_password() -> None:
     with RedisProcess("redis-server", "--requirepass", PASSWORD) as server:
-        url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOTASK_ILERT_")}
-        env.update({"FLASK_APP": "examples.msp_portal", "PYTHONPATH": str(ROOT),
-                    "AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN,
-                    "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": INTEGRATION_KEY,
-                    "AUTOTASK_ILERT_REDIS_URL": url})
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "autotask-ilert", "worker"], env=env,
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        seen: list[str] = []
-        try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(proc.stdout, selectors.EVENT_READ)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and not any("thread(s)" in s for s in seen):
-                    if selector.select(timeout=1):
-                        line = proc.stdout.readline()
-                        if not line:
-                            break
-                        seen.append(line)
-        finally:
-            proc.terminate()
-            rest, _ = proc.communicate(timeout=30)
-        output = "".join(seen) + rest
+        output, running = start_worker_and_read_its_first_lines(
+            f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    assert running
     assert f"worker: redis redis://:***@127.0.0.1:{server.port}/0\n" in output
+    assert PASSWORD not in output
+
+
+@pytest.mark.realprocess
+def test_a_worker_started_while_redis_is_down_says_where_it_waits() -> None:
+    port = free_port()
+    output, running = start_worker_and_read_its_first_lines(f"redis://:{PASSWORD}@127.0.0.1:{port}/0")
+    assert running  # it waits for Redis, as under systemd when Redis starts later
+    assert f"worker: redis redis://:***@127.0.0.1:{port}/0\n" in output
     assert PASSWORD not in output
