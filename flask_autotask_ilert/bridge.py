@@ -16,8 +16,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import fakeredis
-import redis
 from flask import Flask, current_app
 
 from .autotask import AutotaskClient
@@ -27,30 +25,12 @@ from .http import make_session
 from .ilert import IlertClient
 from .metrics import autotask_observer
 from .ratelimit import RequestLimiter
+from .redis_url import RedisTarget, parse
 from .store import Store
 from .tickets import AutotaskTicketUpdater, TicketUpdater
 
 EXTENSION_NAME = "autotask_ilert"
 logger = logging.getLogger("flask_autotask_ilert")
-
-
-def _redis_factory(settings: Settings) -> Callable[[], redis.Redis]:
-    if settings.redis_url:
-        url = settings.redis_url
-
-        def connect() -> redis.Redis:
-            return redis.Redis.from_url(
-                url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
-            )
-
-        return connect
-
-    logger.warning(
-        "AUTOTASK_ILERT_REDIS_URL is not set: using an in-process store. It is for a single "
-        "process only (a demo or a test); set a Redis URL for anything else."
-    )
-    server = fakeredis.FakeServer()
-    return lambda: fakeredis.FakeRedis(server=server)
 
 
 class Bridge:
@@ -62,14 +42,16 @@ class Bridge:
         self.settings = settings
         self._app = weakref.ref(app) if app is not None else None
         self.clock = clock
+        #: Which Redis REDIS_URL names (no URL is a ConfigurationError: see redis_url.py).
+        self.redis: RedisTarget = parse(settings.redis_url)
         self.store = Store(
-            _redis_factory(settings),
-            settings.redis_prefix,
+            self.redis.connector(),
+            self.redis.key_prefix(settings.redis_prefix),
             clock,
             audit_entries=settings.audit_entries,
             reject_audit_ms=settings.audit_reject_ms,
         )
-        self.rate_limiter = RequestLimiter(settings)
+        self.rate_limiter = RequestLimiter(settings, self.redis)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._ilert: dict[str, IlertClient] = {}

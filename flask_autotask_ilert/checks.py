@@ -30,6 +30,7 @@ from .content import PICKLIST_LABELS
 from .errors import StoreUnavailable
 from .ilert import Verdict
 from .lifecycle import fold, written_label_problems
+from .redis_url import MEMORY
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -63,8 +64,8 @@ def check_app(bridge: Bridge) -> Iterator[Result]:
     settings = bridge.settings
     names = ", ".join(sorted(settings.sources))
     yield Result(PASS, "configuration", f"valid; {len(settings.sources)} alert source(s): {names}")
-    if not settings.redis_url:
-        yield Result(WARN, "redis", "REDIS_URL is not set: an in-process store, for a single "
+    if bridge.redis.kind == MEMORY:
+        yield Result(WARN, "redis", "REDIS_URL is memory://: an in-process store, for a single "
                                     "process only (web and worker processes see different data)")
         return
     try:

@@ -71,11 +71,13 @@ def worker_command(
     """
     bridge = get_bridge()
     worker = Worker(bridge, threads=threads)
+    where = f"worker: redis {bridge.redis.describe()}"  # the password hidden
     if metrics_port is not None:
         serve(bridge, metrics_port, metrics_addr)
         click.echo(f"worker: metrics on http://{metrics_addr}:{metrics_port}/metrics", err=True)
     if burst:
-        count = worker.drain(timeout=3600)
+        count = worker.drain(timeout=3600)  # an unreachable Redis ends it with one line
+        click.echo(where, err=True)
         click.echo(f"delivered or settled {count} queued item(s)")
         return
     stop = threading.Event()
@@ -87,6 +89,7 @@ def worker_command(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     sources = ", ".join(bridge.settings.sources)
+    click.echo(where, err=True)  # not pinged: a running worker waits for a Redis that is down
     click.echo(f"worker: {worker.threads} thread(s), source(s) {sources}", err=True)
     worker.run(stop)
 

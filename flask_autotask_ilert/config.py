@@ -138,9 +138,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("URL_PREFIX", "/autotask-ilert", str, "Where the endpoints are mounted.",
            check=StartsWith("/"), convert=_no_trailing_slash),
     Option("REDIS_URL", None, str,
-           "Redis URL, e.g. `redis://localhost:6379/0` or `rediss://...` for TLS. Unset: an in-process "
-           "store, for a single process only (demo, tests); a warning is logged. Treat the URL as a secret "
-           "if it contains a password.", convert=_or_none),
+           "Required. Redis URL: `redis://localhost:6379/0` (`rediss://` for TLS, `unix://` for a socket), "
+           "`redis+sentinel://[:password@]host:port[,host:port...]/<master name>[/db]`, "
+           "`redis+cluster://[:password@]host:port[,host:port...]` (the key prefix is then hash-tagged), or "
+           "`memory://`: an in-process store for a single process only (demo, tests; needs the `[memory]` "
+           "extra). See [Redis](redis.md). Treat the URL as a secret if it contains a password.",
+           convert=_or_none),
     Option("REDIS_PREFIX", "autotask-ilert:", str, "Prefix of every Redis key the bridge writes. Give two "
            "apps that share one Redis different prefixes."),
     Option("EMBEDDED_WORKER", False, bool,

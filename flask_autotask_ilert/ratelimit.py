@@ -13,8 +13,9 @@ The limit uses the engine of Flask-Limiter, the ``limits`` package (same limit
 strings, same Redis storage, moving window), but only for the bridge's own
 endpoints: Flask-Limiter's ``init_app`` would hook every request of the host
 app and read the host's own ``RATELIMIT_*`` settings. Counters live on the
-bridge's Redis under ``<prefix>limits:``; with the in-process store they live
-in memory.
+bridge's Redis under ``<prefix>limits:`` (the same server, Sentinel or Cluster:
+``redis_url.py`` gives ``limits`` the same URL); with ``memory://`` they live in
+memory.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import threading
 import time
 
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisClusterException, RedisError
 
 from .config import Settings, SourceConfig
 from .constraints import parse_rate_limit
 from .errors import StoreUnavailable
+from .redis_url import MEMORY, RedisTarget
 
 #: What docs/configuration.md recommends: far above any burst Autotask or ilert sends.
 RECOMMENDED_RATE_LIMIT = "3000/minute"
@@ -38,8 +41,9 @@ RECOMMENDED_RATE_LIMIT = "3000/minute"
 class RequestLimiter:
     """Counts requests per source and endpoint; shared by every web process through Redis."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, target: RedisTarget) -> None:
         self._settings = settings
+        self._redis = target
         self._lock = threading.Lock()
         self._limiter: MovingWindowRateLimiter | None = None
         self._items = {
@@ -53,16 +57,15 @@ class RequestLimiter:
             if self._limiter is None:
                 settings = self._settings
                 storage: Storage
-                if settings.redis_url:
-                    storage = RedisStorage(
-                        settings.redis_url,
-                        key_prefix=f"{settings.redis_prefix}limits",
-                        wrap_exceptions=True,
-                        socket_timeout=2.0,
-                        socket_connect_timeout=2.0,
-                    )
-                else:
+                if self._redis.kind == MEMORY:
                     storage = MemoryStorage()
+                else:
+                    uri, options = self._redis.limits_uri()
+                    found = storage_from_string(
+                        uri, key_prefix=f"{self._redis.key_prefix(settings.redis_prefix)}limits",
+                        wrap_exceptions=True, **options)
+                    assert isinstance(found, Storage)  # the URL schemes above are not asyncio ones
+                    storage = found
                 self._limiter = MovingWindowRateLimiter(storage)
             return self._limiter
 
@@ -71,12 +74,14 @@ class RequestLimiter:
         items = self._items.get(source.name)
         if not items:
             return None
-        limiter = self._strategy()
         try:
+            limiter = self._strategy()
             for item in items:
                 if not limiter.hit(item, endpoint, source.name):
                     reset_at, _ = limiter.get_window_stats(item, endpoint, source.name)
                     return max(1, math.ceil(reset_at - time.time()))
         except StorageError as exc:
             raise StoreUnavailable(f"rate limit storage: {type(exc.storage_error).__name__}") from exc
+        except (RedisError, RedisClusterException) as exc:  # a Cluster that cannot be reached
+            raise StoreUnavailable(f"rate limit storage: {type(exc).__name__}") from exc
         return None

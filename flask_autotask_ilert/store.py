@@ -42,6 +42,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from .alerts import alert_key
 from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
@@ -235,7 +236,7 @@ class Store:
     def _guard(self) -> Iterator[None]:
         try:
             yield
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
     def ping(self) -> None:

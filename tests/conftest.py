@@ -28,6 +28,8 @@ from flask_autotask_ilert import AutotaskIlert
 from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.worker import Worker
 
+from .redis_servers import RedisProcess
+
 #: --reliability-report: the figures of docs/reliability.md (tests/reliability/report.py).
 pytest_plugins = ("tests.reliability.report",)
 
@@ -129,15 +131,37 @@ def clock() -> Clock:
 AppFactory = Callable[..., Flask]
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture(params=["fakeredis", "redis", "valkey"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Store tests run on both: Lua and TTL semantics can differ between them."""
+    """Store tests run on each: Lua and TTL semantics can differ between them."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[str]:
+    """URL of a Valkey the tests start, from a ``valkey-server`` on PATH (skipped without one)."""
+    binary = shutil.which("valkey-server")
+    if binary is None:
+        pytest.skip("no valkey-server on PATH (Debian 12 does not package Valkey): "
+                    "the store tests ran on fakeredis and redis-server only")
+    with RedisProcess(binary) as server:
+        yield server.url
+
+
+@pytest.fixture
+def server_url(backend: str, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The URL and a key prefix of this test's own on the real server behind ``backend``."""
+    if backend == "valkey":
+        return request.getfixturevalue("valkey_server"), f"fai-test-{uuid.uuid4().hex[:12]}:"
+    return request.getfixturevalue("redis_server"), request.getfixturevalue("redis_prefix")
 
 
 @pytest.fixture
 def make_app(request: pytest.FixtureRequest, clock: Clock) -> AppFactory:
-    """Build a fresh app from a config dict (defaults: one source, fakeredis)."""
+    """Build a fresh app from a config dict (defaults: one source, the in-process store).
+
+    ``real_redis=True`` puts it on the real Redis under the test's own prefix.
+    """
 
     def factory(**config: Any) -> Flask:
         app = Flask(f"test-{uuid.uuid4().hex[:6]}")
@@ -148,6 +172,7 @@ def make_app(request: pytest.FixtureRequest, clock: Clock) -> AppFactory:
                 "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": INTEGRATION_KEY,
                 "AUTOTASK_ILERT_ILERT_API_URL": "http://ilert.invalid",
                 "AUTOTASK_ILERT_RETRY_BASE_SECONDS": 1.0,
+                "AUTOTASK_ILERT_REDIS_URL": "memory://",
             }
         )
         if config.pop("real_redis", False):

@@ -95,7 +95,7 @@ def test_demo_tells_the_whole_story(
         assert secret not in out
         assert secret not in caplog.text
     assert "/autotask-ilert/callout/<token>" in out
-    assert config["AUTOTASK_ILERT_REDIS_URL"] is None
+    assert config["AUTOTASK_ILERT_REDIS_URL"] == "memory://"
 
     # Shut down for real: no delivery thread left behind.
     assert not [t for t in threading.enumerate() if t.name.startswith("autotask-ilert")]

@@ -27,6 +27,7 @@ def portal(tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
             "AUTOTASK_ILERT_ILERT_API_URL": "http://ilert.invalid",
             "PORTAL_USER": USER,
             "PORTAL_PASSWORD": PASSWORD,
+            "AUTOTASK_ILERT_REDIS_URL": "memory://",
             **{f"AUTOTASK_ILERT_{k.upper()}": v for k, v in extra.items()},
         }
     )

@@ -90,7 +90,7 @@ ERROR_CODES = {400, 401, 404, 413, 415, 429}
 
 
 def build_app(**options: Any) -> Flask:
-    """An app with two sources (rotated tokens), sync on, distinctive secrets, fakeredis."""
+    """An app with two sources (rotated tokens), sync on, distinctive secrets, the in-process store."""
     app = Flask(f"hostile-{uuid.uuid4().hex[:6]}")
     app.config.update(
         {
@@ -98,6 +98,7 @@ def build_app(**options: Any) -> Flask:
             "AUTOTASK_ILERT_CALLOUT_TOKEN": [TOKEN, TOKEN_OLD],
             "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": KEY,
             "AUTOTASK_ILERT_ILERT_API_URL": "http://ilert.invalid",
+            "AUTOTASK_ILERT_REDIS_URL": "memory://",
             "AUTOTASK_ILERT_BIDIRECTIONAL": True,
             "AUTOTASK_ILERT_WEBHOOK_TOKEN": [WEBHOOK_TOKEN, WEBHOOK_TOKEN_OLD],
             "AUTOTASK_ILERT_TICKET_UPDATER": lambda update: None,

@@ -1,4 +1,4 @@
-"""The store's Lua scripts, on fakeredis and on a real redis-server alike."""
+"""The store's Lua scripts, on fakeredis, a real redis-server and Valkey alike."""
 
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ def make_store(backend: str, request: pytest.FixtureRequest, clock: Clock) -> Ca
             return Store(lambda: fakeredis.FakeRedis(server=server), "t:", clock)
 
         return fake
-    url = request.getfixturevalue("redis_server")
-    prefix = request.getfixturevalue("redis_prefix")
+    url, prefix = request.getfixturevalue("server_url")
 
     def real() -> Store:
         return Store(lambda: redis.Redis.from_url(url), prefix, clock)

@@ -1,4 +1,4 @@
-"""The store calls behind metrics, readyz and the CLI, on fakeredis and a real redis-server alike."""
+"""The store calls behind metrics, readyz and the CLI, on fakeredis, a real redis-server and Valkey alike."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ def store(backend: str, request: pytest.FixtureRequest, clock: Clock) -> Store:
     if backend == "fakeredis":
         server = fakeredis.FakeServer()
         return Store(lambda: fakeredis.FakeRedis(server=server), "ops:", clock)
-    url = request.getfixturevalue("redis_server")
-    prefix = request.getfixturevalue("redis_prefix")
+    url, prefix = request.getfixturevalue("server_url")
     return Store(lambda: redis.Redis.from_url(url), prefix, clock)
 
 

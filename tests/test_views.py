@@ -312,7 +312,7 @@ def test_secret_config_values_are_not_echoed_in_errors() -> None:
 def test_constructor_options_win_over_app_config() -> None:
     app = Flask("opts")
     app.config.update({"AUTOTASK_ILERT_CALLOUT_TOKEN": TOKEN, "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": "k",
-                       "AUTOTASK_ILERT_URL_PREFIX": "/from-config"})
+                       "AUTOTASK_ILERT_URL_PREFIX": "/from-config", "AUTOTASK_ILERT_REDIS_URL": "memory://"})
     AutotaskIlert(app, url_prefix="/from-ctor")
     assert app.test_client().get("/from-ctor/healthz").status_code == 200
 

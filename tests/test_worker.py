@@ -283,7 +283,7 @@ def test_embedded_worker_delivers_and_never_keeps_the_process_alive(tmp_path: An
         "app = Flask('embedded')\n"
         "app.config.update(AUTOTASK_ILERT_CALLOUT_TOKEN='t' * 20, AUTOTASK_ILERT_ILERT_INTEGRATION_KEY='k',\n"
         "                  AUTOTASK_ILERT_ILERT_API_URL=sim.url, AUTOTASK_ILERT_EMBEDDED_WORKER=True,\n"
-        "                  AUTOTASK_ILERT_WORKER_POLL_SECONDS=0.02)\n"
+        "                  AUTOTASK_ILERT_WORKER_POLL_SECONDS=0.02, AUTOTASK_ILERT_REDIS_URL='memory://')\n"
         "AutotaskIlert(app)\n"
         "r = app.test_client().post('/autotask-ilert/callout/' + 't' * 20, data='id=3&status=New',\n"
         "                           content_type='application/x-www-form-urlencoded')\n"

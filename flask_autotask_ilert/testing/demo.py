@@ -201,15 +201,12 @@ def parse_args(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespa
 class _Redact(logging.Filter):
     """Keeps the token out of log lines too: werkzeug logs the request path, token included."""
 
-    def __init__(self, secret_values: Sequence[str], drop: Callable[[str], bool]) -> None:
+    def __init__(self, secret_values: Sequence[str]) -> None:
         super().__init__()
         self._secrets = [s for s in secret_values if s]
-        self._drop = drop
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._drop(message):
-            return False
         for value in self._secrets:
             message = message.replace(value, "<secret>")
         record.msg, record.args = message, ()
@@ -221,9 +218,8 @@ def quiet_logs(verbose: bool, secret_values: Sequence[str]) -> Iterator[None]:
     """Silence werkzeug and the library's INFO lines unless ``--verbose``; restore afterwards.
 
     Logging is configured before a host app's own ``basicConfig`` runs (which then
-    does nothing). The warning about the in-process store is dropped because
-    the demo's header says the same; other warnings and errors stay visible, as
-    they would explain a failed step. Levels and filters are put back on exit so
+    does nothing). Warnings and errors stay visible, as they would explain a
+    failed step. Levels and filters are put back on exit so
     a test calling ``main()`` leaves logging as it found it.
     """
     logging.basicConfig(
@@ -233,7 +229,7 @@ def quiet_logs(verbose: bool, secret_values: Sequence[str]) -> Iterator[None]:
     level = logging.INFO if verbose else logging.WARNING
     loggers = [logging.getLogger(name) for name in ("werkzeug", LIBRARY_LOGGER)]
     saved = [lg.level for lg in loggers]
-    redact = _Redact(secret_values, lambda m: m.startswith("AUTOTASK_ILERT_REDIS_URL is not set"))
+    redact = _Redact(secret_values)
     for lg in loggers:
         lg.setLevel(level)
         lg.addFilter(redact)
@@ -278,7 +274,7 @@ def demo_config(
     config: dict[str, Any] = {option.key: option.default for option in OPTIONS}
     config.update(
         {
-            "AUTOTASK_ILERT_REDIS_URL": None,  # the in-process store: one process, no Redis
+            "AUTOTASK_ILERT_REDIS_URL": "memory://",  # the in-process store: one process, no Redis
             "AUTOTASK_ILERT_EMBEDDED_WORKER": True,
             "AUTOTASK_ILERT_WORKER_POLL_SECONDS": 0.05,
             "AUTOTASK_ILERT_WORKER_THREADS": 2,
