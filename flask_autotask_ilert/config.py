@@ -182,6 +182,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ENRICH_ATTEMPTS", 3, int,
            "Attempts to read a ticket from Autotask before the alert is sent with the callout's data only.",
            check=AtLeast(1)),
+    Option("ENRICH_DEADLINE_SECONDS", 3.0, float,
+           "The longest an alert waits on Autotask, counted from when a worker first takes its event "
+           "up: waits for an Autotask request place, the ticket read (its read timeout is cut to the "
+           "time left) and retries of it. After that the alert is sent with the callout's data only, "
+           "as after `ENRICH_ATTEMPTS` failed reads.",
+           check=Between(0, 3600, low_exclusive=True), field="enrich_deadline_ms", convert=_ms(1000)),
     Option("HTTP_CONNECT_TIMEOUT", 3.05, float, "Connect timeout of requests to ilert and Autotask, in "
            "seconds."),
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
@@ -522,6 +528,7 @@ class Settings:
     retry_base_seconds: float
     retry_cap_seconds: float
     enrich_attempts: int
+    enrich_deadline_ms: int
     http_connect_timeout: float
     http_read_timeout: float
     autotask_zone_lookup_url: str

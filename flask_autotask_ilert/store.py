@@ -14,7 +14,11 @@ Layout (every key under the configured prefix):
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
 ``dead``                    list of dead-letter records (JSON)
-``pace:<digest>``           send-slot log of one ilert integration key
+``pace:<digest>``           send-slot log of one ilert integration key (granted slots)
+``wait:<digest>``           heads waiting for a send slot, ranked by urgency (pace.lua)
+``back:<digest>``           when each waiting head is due back (pace.lua drops the no-shows)
+``brk:<destination>``       a failing destination's breaker: next probe, probe lease (breaker.lua)
+``held:<destination>``      ticket queues waiting on that breaker, woken by its first success
 ``busy:<digest>:<endpoint>`` holders of Autotask request places (semaphore)
 ``usage:<digest>``          last reading of the Autotask tenant's hourly API usage
 ``heartbeats``              sorted set "<host>:<pid>:<id>" -> last heartbeat of a worker (ms)
@@ -41,7 +45,9 @@ from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
-_SCRIPTS = ("callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay")
+_SCRIPTS = (
+    "callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay", "breaker",
+)
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
 _WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
 
@@ -83,6 +89,18 @@ class Keys:
 
     def pace(self, digest: str) -> str:
         return f"{self.prefix}pace:{digest}"
+
+    def waiting(self, digest: str) -> str:
+        return f"{self.prefix}wait:{digest}"
+
+    def due_back(self, digest: str) -> str:
+        return f"{self.prefix}back:{digest}"
+
+    def breaker(self, destination: str) -> str:
+        return f"{self.prefix}brk:{destination}"
+
+    def held(self, destination: str) -> str:
+        return f"{self.prefix}held:{destination}"
 
     def busy(self, name: str) -> str:
         return f"{self.prefix}busy:{name}"
@@ -400,14 +418,55 @@ class Store:
             )
         return bool(owned)
 
-    def reserve_send_slot(self, digest: str, limit: int, window_ms: int, reservation: str) -> int:
-        """The time (ms) at which one more event may go to that integration key."""
+    def pace(
+        self, digest: str, limit: int, window_ms: int, head: str, rank: int, late_ms: int,
+        grace_ms: int = 10_000,
+    ) -> tuple[bool, int]:
+        """May ``head`` be sent to that integration key now? (True, the granted slot) or
+        (False, when to ask again).
+
+        The next free slot goes to the most urgent waiting head (lowest ``rank``),
+        whoever asks first; see lua/pace.lua.
+        """
         with self._guard():
-            slot = self._script("pace")(
-                keys=[self.keys.pace(digest)],
-                args=[self.now_ms(), limit, window_ms, reservation],
+            granted, at = self._script("pace")(
+                keys=[self.keys.pace(digest), self.keys.waiting(digest), self.keys.due_back(digest)],
+                args=[self.now_ms(), limit, window_ms, head, rank, late_ms, grace_ms],
             )
-        return int(slot)
+        return bool(granted), int(at)
+
+    def _breaker(self, destination: str, op: str, member: str, token: str, arg: int) -> tuple[str, int]:
+        with self._guard():
+            outcome, value = self._script("breaker")(
+                keys=[self.keys.breaker(destination), self.keys.held(destination), self.keys.ready,
+                      self.keys.leases],
+                args=[op, self.now_ms(), member, token, arg],
+            )
+        return _text(outcome), int(value)
+
+    def breaker_check(
+        self, destination: str, member: str, token: str, probe_lease_ms: int
+    ) -> tuple[str, int]:
+        """("closed", 0): send; ("probe", 0): send as the one probe of a failing destination;
+        ("hold", at): the destination is failing, wait until ``at`` (ms) or its first success."""
+        return self._breaker(destination, "check", member, token, probe_lease_ms)
+
+    def breaker_failed(self, destination: str, member: str, token: str, next_probe_ms: int) -> None:
+        """The destination failed: no probe before ``next_probe_ms``; ``member`` waits on it."""
+        self._breaker(destination, "fail", member, token, next_probe_ms)
+
+    def breaker_release(self, destination: str, token: str) -> None:
+        """A probe that was not sent after all (paced): another event may probe."""
+        self._breaker(destination, "release", "", token, 0)
+
+    def breaker_open(self, destination: str) -> bool:
+        """Whether that destination is failing (its events wait on one probe)."""
+        with self._guard():
+            return bool(self.client.exists(self.keys.breaker(destination)))
+
+    def breaker_succeeded(self, destination: str) -> int:
+        """The destination answers: close its breaker, make every held queue due now; how many."""
+        return self._breaker(destination, "ok", "", "", 0)[1]
 
     def try_acquire(self, name: str, limit: int, hold_ms: int, token: str) -> bool:
         """Take one of ``limit`` shared places for at most ``hold_ms``; False if none is free."""

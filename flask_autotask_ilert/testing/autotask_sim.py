@@ -848,6 +848,20 @@ def create_autotask_simulator(state: AutotaskState | None = None) -> Flask:
     def get_ticket(ticket_id: int) -> Response:
         return json_response({"item": sim.ticket(ticket_id)})
 
+    @app.post(f"{API_PREFIX}/Tickets/query")
+    def query_tickets_by_id() -> Response:
+        """The one query the bridge makes: an ``in`` filter on id (up to 500 ids)."""
+        body = g.get("sim_json")
+        conditions = body.get("filter") if isinstance(body, dict) else None
+        if (not isinstance(conditions, list) or len(conditions) != 1
+                or not isinstance(conditions[0], dict) or conditions[0].get("op") != "in"
+                or conditions[0].get("field") != "id" or not isinstance(conditions[0].get("value"), list)):
+            raise _ApiError("only an 'in' filter on id is simulated", status=400)
+        ids = [int(v) for v in conditions[0]["value"][:500]]
+        items = [t for t in (sim.ticket(i) for i in ids) if t is not None]
+        return json_response({"items": items, "pageDetails": {
+            "count": len(items), "requestCount": 500, "prevPageUrl": None, "nextPageUrl": None}})
+
     @app.get(f"{API_PREFIX}/Tickets/entityInformation/fields")
     def ticket_fields() -> Response:
         return json_response(sim.ticket_fields_json())

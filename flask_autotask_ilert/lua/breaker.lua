@@ -1,0 +1,72 @@
+-- A circuit breaker shared by every worker, per destination (an ilert API and
+-- integration key, an Autotask integration code).
+--
+-- While a destination fails, its events wait on it instead of each backing off
+-- on its own, and one probe at a time tests it: the first event to find a probe
+-- due takes the probe lease and is sent; the others are held until then. The
+-- first success wakes every held event at once (pacing still applies).
+--
+-- KEYS[1] the breaker (hash: next = earliest next probe (ms), probe = token of
+--         the probe in flight, until = when that probe's lease ends (ms))
+-- KEYS[2] held ticket queues (sorted set: member -> when held, ms)
+-- KEYS[3] ready   KEYS[4] leases
+-- ARGV[1] op: check | fail | ok | release
+-- ARGV[2] now (ms)   ARGV[3] queue member   ARGV[4] token
+-- ARGV[5] check: the probe lease (ms); fail: when the next probe may go (ms)
+-- Returns check: {'closed', 0} | {'probe', 0} | {'hold', when to look again (ms)};
+--         fail, release: {op, 0}; ok: {'ok', queues woken}.
+
+local op, now, member, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local keep = 86400000
+
+if op == 'check' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return {'closed', 0}
+  end
+  local nxt = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+  local probe = redis.call('HGET', KEYS[1], 'probe')
+  local until_ms = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+  local probing = probe and until_ms > now
+  if not probing and now >= nxt then
+    redis.call('HSET', KEYS[1], 'probe', token, 'until', now + tonumber(ARGV[5]))
+    return {'probe', 0}
+  end
+  redis.call('ZADD', KEYS[2], now, member)
+  redis.call('PEXPIRE', KEYS[2], keep)
+  local back = nxt
+  if probing then back = math.max(nxt, until_ms) end
+  return {'hold', math.max(back, now + 1)}
+end
+
+if op == 'fail' then
+  redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[5]))
+  if redis.call('HGET', KEYS[1], 'probe') == token then
+    redis.call('HDEL', KEYS[1], 'probe', 'until')
+  end
+  redis.call('PEXPIRE', KEYS[1], keep)
+  if member ~= '' then
+    redis.call('ZADD', KEYS[2], now, member)
+    redis.call('PEXPIRE', KEYS[2], keep)
+  end
+  return {'fail', 0}
+end
+
+if op == 'release' then
+  if redis.call('HGET', KEYS[1], 'probe') == token then
+    redis.call('HDEL', KEYS[1], 'probe', 'until')
+  end
+  return {'release', 0}
+end
+
+-- ok: the destination answers again.
+redis.call('DEL', KEYS[1])
+local woken = 0
+for _, held in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local due = redis.call('ZSCORE', KEYS[3], held)
+  if due and tonumber(due) > now and redis.call('HEXISTS', KEYS[4], held) == 0 then
+    redis.call('ZADD', KEYS[3], now, held)
+    woken = woken + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return {'ok', woken}

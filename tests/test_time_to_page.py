@@ -1,0 +1,324 @@
+"""Time to page when something around the bridge fails: ilert down, Autotask hanging, bursts.
+
+Outbound HTTP is faked with ``responses`` and time is the injected clock: what is
+checked is what goes out and in which order after which clock moves, never how
+long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+import responses
+from flask import Flask
+
+from flask_autotask_ilert.extension import get_bridge
+from flask_autotask_ilert.worker import PROBE_SECONDS
+
+from .conftest import AppFactory, Clock, data_text, drain
+from .test_worker import AT, AUTOTASK, FIELDS, ILERT, callout, sent
+
+TICKET = json.loads(data_text("autotask-ticket.json"))["item"]
+
+
+class FlakyIlert:
+    """An ilert that is down (503, or a refused connection) until told it is back."""
+
+    def __init__(self, rsps: responses.RequestsMock, refuse: bool = False) -> None:
+        self.down = True
+        self.refuse = refuse
+        self.calls = 0
+        rsps.add_callback(responses.POST, ILERT, callback=self._answer)
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.calls += 1
+        if not self.down:
+            return 202, {}, "{}"
+        if self.refuse:
+            raise requests.exceptions.ConnectionError("refused")
+        return 503, {}, "{}"
+
+
+def delivered(rsps: responses.RequestsMock) -> list[dict[str, Any]]:
+    return [json.loads(c.request.body) for c in rsps.calls
+            if c.request.url == ILERT and getattr(c.response, "status_code", None) == 202]
+
+
+def test_events_wait_on_a_failing_ilert_and_one_probe_tests_it(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app()
+    ilert = FlakyIlert(rsps)
+    for ticket in range(1, 11):
+        callout(app, ticket, "New")
+    drain(app)
+    assert ilert.calls == 1  # the first failure opens the breaker; the other nine wait on it
+    clock.advance(PROBE_SECONDS - 1)
+    drain(app)
+    assert ilert.calls == 1
+    # A long outage: one probe per PROBE_SECONDS, not one attempt per event.
+    for _ in range(36):
+        clock.advance(PROBE_SECONDS)
+        drain(app)
+    assert 30 <= ilert.calls <= 38
+
+
+def test_the_first_success_sends_every_held_event_at_once(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(ilert_rate_limit=0)
+    ilert = FlakyIlert(rsps, refuse=True)
+    for ticket in range(1, 21):
+        callout(app, ticket, "New")
+    drain(app)
+    for _ in range(60):  # five minutes down: past RETRY_CAP_SECONDS
+        clock.advance(PROBE_SECONDS)
+        drain(app)
+    ilert.down = False
+    clock.advance(PROBE_SECONDS)
+    drain(app)  # the probe succeeds, and every held event is due at once: no clock move
+    assert sorted(int(e["alertKey"].split("-")[1]) for e in delivered(rsps)) == list(range(1, 21))
+    assert get_bridge(app).store.queue_stats()["tickets"] == 0
+
+
+def test_events_queued_during_the_outage_are_held_too(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app()
+    ilert = FlakyIlert(rsps)
+    callout(app, 1, "New")
+    drain(app)
+    clock.advance(1)
+    for ticket in (2, 3):
+        callout(app, ticket, "New")
+    drain(app)
+    assert ilert.calls == 1
+    ilert.down = False
+    clock.advance(PROBE_SECONDS)
+    drain(app)
+    assert len(delivered(rsps)) == 3
+
+
+def test_a_retry_after_from_ilert_delays_the_next_probe(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app()
+    rsps.post(ILERT, status=429, headers={"Retry-After": "30"})
+    rsps.post(ILERT, status=202)
+    for ticket in (1, 2):
+        callout(app, ticket, "New")
+    drain(app)
+    clock.advance(29)
+    drain(app)
+    assert len(sent(rsps)) == 1
+    clock.advance(2)
+    drain(app)
+    assert len(sent(rsps)) == 3
+
+
+def serve_tickets(rsps: responses.RequestsMock, tickets: dict[int, dict[str, Any]]) -> None:
+    """Autotask's ticket reads, one at a time and by query."""
+    for number, ticket in tickets.items():
+        rsps.get(f"{AT}/v1.0/Tickets/{number}", json={"item": ticket})
+
+    def query(request: Any) -> tuple[int, dict[str, str], str]:
+        ids = json.loads(request.body)["filter"][0]["value"]
+        return 200, {}, json.dumps({"items": [tickets[n] for n in ids if n in tickets]})
+
+    rsps.add_callback(responses.POST, f"{AT}/v1.0/Tickets/query", callback=query)
+
+
+# -- Autotask slow or hanging ---------------------------------------------------------------
+
+def _fill_places(app: Flask, hold_s: float = 600) -> list[str]:
+    """Every Autotask request place taken by someone else (another worker, a hung request)."""
+    bridge = get_bridge(app)
+    client = bridge.autotask(bridge.settings.sources["default"])
+    assert client is not None
+    name = f"{client.integration_code_digest}:Tickets"
+    tokens = [f"other-{n}" for n in range(bridge.settings.autotask_concurrency)]
+    for token in tokens:
+        assert bridge.store.try_acquire(name, bridge.settings.autotask_concurrency,
+                                        int(hold_s * 1000), token)
+    return [name, *tokens]
+
+
+def test_waiting_for_an_autotask_place_ends_at_the_deadline(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, enrich_deadline_seconds=3)
+    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    _fill_places(app)
+    callout(app, 7865, "New")
+    for _ in range(5):  # taken up, put off while every place is taken: 2.5 s of waiting
+        drain(app)
+        clock.advance(0.5)
+    assert sent(rsps) == []
+    clock.advance(0.6)
+    drain(app)
+    [event] = sent(rsps)
+    assert event["summary"] == "[T7865] Autotask ticket 7865 (New)"  # the callout's data
+    assert not [c for c in rsps.calls if "/Tickets/7865" in c.request.url]
+
+
+def test_the_read_timeout_is_cut_to_the_time_left(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, enrich_deadline_seconds=3, http_read_timeout=10)
+    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    name, *holders = _fill_places(app)
+    callout(app, 7865, "New")
+    drain(app)  # taken up now; no place free
+    clock.advance(2)
+    for token in holders:
+        get_bridge(app).store.release(name, token)
+    drain(app)
+    [read] = [c for c in rsps.calls if "/Tickets/7865" in c.request.url]
+    assert read.request.req_kwargs["timeout"][1] == 1.0  # 3 s deadline, 2 s of it spent waiting
+    assert sent(rsps)[0]["summary"].endswith("Server DC01 unreachable")
+
+
+def test_a_hanging_autotask_holds_new_alerts_only_until_the_deadline(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, enrich_deadline_seconds=3, enrich_attempts=5)
+    reads = []
+
+    def hang(request: Any) -> tuple[int, dict[str, str], str]:
+        reads.append(request.url)
+        raise requests.exceptions.ReadTimeout("no answer")
+
+    for ticket in range(1, 6):
+        rsps.add_callback(responses.GET, f"{AT}/v1.0/Tickets/{ticket}", callback=hang)
+    rsps.add_callback(responses.POST, f"{AT}/v1.0/Tickets/query", callback=hang)
+    rsps.post(ILERT, status=202)
+    for ticket in range(1, 6):
+        callout(app, ticket, "New")
+    drain(app)
+    assert len(reads) == 1  # the first timeout opens Autotask's breaker: nothing else reads
+    clock.advance(2.9)
+    drain(app)
+    assert sent(rsps) == []
+    clock.advance(0.2)
+    drain(app)
+    assert len(sent(rsps)) == 5
+
+
+def test_the_deadline_counts_from_when_the_event_was_first_taken_up(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, enrich_deadline_seconds=3)
+    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    callout(app, 7865, "New")
+    clock.advance(60)  # queued a minute ago, nobody worked: taken up only now
+    drain(app)
+    assert sent(rsps)[0]["summary"].endswith("Server DC01 unreachable")
+
+
+# -- bursts beyond ilert's rate limit --------------------------------------------------------
+
+def test_critical_alerts_overtake_a_burst_of_low_ones(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, ilert_rate_limit=5, ilert_rate_window_seconds=60)
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    tickets = {n: {**TICKET, "id": n, "priority": 3 if n <= 20 else TICKET["priority"]}  # 20 Low, 5 Critical
+               for n in range(1, 26)}
+    serve_tickets(rsps, tickets)
+    rsps.post(ILERT, status=202)
+    for ticket in range(1, 21):
+        callout(app, ticket, "New")
+    drain(app)
+    assert [e["priority"] for e in sent(rsps)] == ["LOW"] * 5
+    clock.advance(1)
+    for ticket in range(21, 26):
+        callout(app, ticket, "New")
+    drain(app)
+    assert len(sent(rsps)) == 5
+    clock.advance(62)
+    drain(app)
+    assert [e["priority"] for e in sent(rsps)[5:]] == ["HIGH"] * 5  # the next window is theirs
+    for _ in range(4):
+        clock.advance(62)
+        drain(app)
+    keys = [e["alertKey"] for e in sent(rsps)]
+    assert sorted(keys) == sorted(f"autotask-{n}" for n in range(1, 26))  # nothing lost, none twice
+
+
+def test_alerts_go_before_accepts_and_resolves_but_each_ticket_keeps_its_order(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(ilert_rate_limit=2, ilert_rate_window_seconds=60)
+    rsps.post(ILERT, status=202)
+    for ticket in (1, 2):
+        callout(app, ticket, "New")
+    drain(app)
+    for ticket in (1, 2):
+        callout(app, ticket, "Complete")  # two resolves wait for the next window...
+    drain(app)
+    clock.advance(1)
+    for ticket in (3, 4):
+        callout(app, ticket, "New")  # ...and two new alerts, queued later, overtake them
+        callout(app, ticket, "Complete")
+    drain(app)
+    clock.advance(62)
+    drain(app)
+    assert [(e["eventType"], e["alertKey"]) for e in sent(rsps)[2:4]] == [
+        ("ALERT", "autotask-3"), ("ALERT", "autotask-4")]
+    for _ in range(3):
+        clock.advance(62)
+        drain(app)
+    per_ticket: dict[str, list[str]] = {}
+    for event in sent(rsps):
+        per_ticket.setdefault(event["alertKey"], []).append(event["eventType"])
+    assert per_ticket == {f"autotask-{n}": ["ALERT", "RESOLVE"] for n in (1, 2, 3, 4)}
+
+
+# -- the Autotask API budget in bursts ----------------------------------------------------------
+
+def test_new_tickets_taken_up_together_are_read_in_one_query(
+    make_app: AppFactory, rsps: responses.RequestsMock
+) -> None:
+    app = make_app(**AUTOTASK, ilert_rate_limit=0)
+    queries: list[Any] = []
+
+    def query(request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        queries.append(body)
+        [condition] = body["filter"]
+        assert condition["op"] == "in" and condition["field"] == "id"
+        items = [{**TICKET, "id": n, "title": f"Outage {n}"} for n in condition["value"] if n != 5]
+        return 200, {}, json.dumps({"items": items, "pageDetails": {"count": len(items)}})
+
+    rsps.add_callback(responses.POST, f"{AT}/v1.0/Tickets/query", callback=query)
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    for ticket in range(1, 9):
+        callout(app, ticket, "New")
+    drain(app)
+    assert len(queries) == 1 and sorted(queries[0]["filter"][0]["value"]) == list(range(1, 9))
+    assert not [c for c in rsps.calls if c.request.method == "GET" and "/Tickets/" in c.request.url
+                and "entityInformation" not in c.request.url]
+    summaries = {e["alertKey"]: e["summary"] for e in sent(rsps)}
+    assert summaries["autotask-3"].endswith("Outage 3")
+    assert summaries["autotask-5"] == "[T5] Autotask ticket 5 (New)"  # not in Autotask: the callout's data
+
+
+def test_a_lone_new_ticket_is_read_on_its_own(make_app: AppFactory, rsps: responses.RequestsMock) -> None:
+    app = make_app(**AUTOTASK)
+    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    callout(app, 7865, "New")
+    drain(app)
+    ticket_calls = [c for c in rsps.calls
+                    if c.request.url.startswith(AT) and "entityInformation" not in c.request.url]
+    assert [(c.request.method, c.request.url) for c in ticket_calls] == [("GET", f"{AT}/v1.0/Tickets/7865")]
