@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 
-from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
+from .audit import COMPACT_ENTRIES, Entry, callout_prefix, callout_words, decode
 from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
@@ -245,6 +245,7 @@ class Store:
         events: Mapping[Action, str],
         last_activity_us: int | None,
         retention_ms: int,
+        label: str = "",
     ) -> CalloutOutcome:
         """Evaluate the column against the stored state and queue its event: one round trip."""
         args: list[str | int | bytes] = [
@@ -261,6 +262,7 @@ class Store:
             callout_prefix(self.now_ms() // 1000, status_class) if self.audit_entries else "",
             self.audit_entries,
             self.reject_audit_ms,
+            callout_words(label) if self.audit_entries else "",
         ]
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready,
                 self.keys.wake]
@@ -271,6 +273,10 @@ class Store:
     def _audit_record(self, entry: Entry | None) -> bytes | str:
         """The stamped record for a script ("" when there is none or the trail is off)."""
         return entry.pack(self.now_ms() // 1000) if entry is not None and self.audit_entries else ""
+
+    def _audit_words(self, entry: Entry | None) -> str:
+        """The record's line of words for a script ("" when there are none)."""
+        return entry.line() if entry is not None and self.audit_entries else ""
 
     def mapping(self, source: str, ticket: int) -> TicketMapping | None:
         key = self.keys.mapping(source, ticket)
@@ -304,6 +310,7 @@ class Store:
             "" if retention_ms is None else retention_ms,
             self._audit_record(audit_entry),
             self.audit_entries,
+            self._audit_words(audit_entry),
         ]
         with self._guard():
             return bool(self._script("transition")(keys=keys, args=args))
@@ -311,10 +318,11 @@ class Store:
     def audit(self, source: str, ticket: int) -> list[tuple[int, str]]:
         """The ticket's audit trail, newest first: (unix seconds, what happened)."""
         with self._guard():
-            raw = self.client.hget(self.keys.mapping(source, ticket), "a")
+            raw, words = self.client.hmget(self.keys.mapping(source, ticket), ["a", "w"])
         if raw is None:
             return []
-        return decode(raw if isinstance(raw, bytes) else raw.encode("latin-1"))
+        return decode(raw if isinstance(raw, bytes) else raw.encode("latin-1"),
+                      None if words is None else _text(words))
 
     def count(self, counter: str, amount: int = 1) -> None:
         with self._guard():
@@ -414,6 +422,7 @@ class Store:
                     payload,
                     self._audit_record(audit_entry),
                     self.audit_entries,
+                    self._audit_words(audit_entry),
                 ],
             )
         return bool(owned)
@@ -604,7 +613,8 @@ class Store:
                 args=[record, _dumps(event), member(source, ticket), self.now_ms(),
                       "|".join(s.value for s in states),
                       self._audit_record(audit_entry),
-                      self.audit_entries],
+                      self.audit_entries,
+                      self._audit_words(audit_entry)],
             ))
 
     def forget(self, source: str, ticket: int) -> bool:

@@ -550,7 +550,7 @@ class Worker:
         self._report(event, "retry", logging.INFO, attempt=attempts, http_status=status,
                      next_in_s=delay, reason=reason)
         self.store.retry_at(claim, event, self.store.now_ms() + int(delay * 1000),
-                            audit.Entry.delivery(audit.FAILED, event, attempts, status))
+                            audit.Entry.delivery(audit.FAILED, event, attempts, status, reason))
         return "retry"
 
     def _dead(self, claim: Claim, event: QueuedEvent, status: int | None, reason: str) -> str:
@@ -558,7 +558,7 @@ class Worker:
         self._report(event, "dead", logging.ERROR, attempt=attempts, http_status=status, reason=reason)
         at = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat()
         self.store.dead_letter(claim, dead_letter(event, status, reason, at),
-                               audit.Entry.delivery(audit.DEAD, event, attempts, status))
+                               audit.Entry.delivery(audit.DEAD, event, attempts, status, reason))
         self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 

@@ -18,6 +18,7 @@
 --             NONE, PENDING, ACCEPTED, RESOLVED in that order
 -- ARGV[18] audit record prefix: time and kind, audit.py ("" = no audit trail)   ARGV[19] audit entries kept
 -- ARGV[20] how long the audit of a rejected (untracked) ticket is kept (ms)
+-- ARGV[21] the audit record's words (the status label), audit.py
 -- Returns {action, previous state, new state}.
 
 -- Action letters as in audit.py's ACTION_CODES; a state's letter is its first.
@@ -26,7 +27,7 @@ local ACTION_CODE = {create = 'C', accept = 'A', resolve = 'R', nothing = 'N', r
 local function audit(action, from, to)
   if ARGV[18] ~= '' then
     local record = ARGV[18] .. (ACTION_CODE[action] or '?') .. string.sub(from, 1, 1) .. string.sub(to, 1, 1)
-    audit_push(KEYS[1], record, tonumber(ARGV[19]))
+    audit_push(KEYS[1], record, tonumber(ARGV[19]), ARGV[21])
   end
 end
 
