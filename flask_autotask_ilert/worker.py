@@ -334,8 +334,14 @@ class Worker:
         if source.sync is None:
             return self._dead(claim, event, None, "bidirectional sync is off for this source")
         updater, client = self.bridge.ticket_updater(source)
+        probing = False
         if client is not None:
             self._wait_for_budget(client)
+            gate, back = self.store.breaker_check(
+                client.integration_code_digest, claim.member, claim.token, self._probe_lease_ms)
+            if gate == "hold":  # Autotask is failing: wait for its probe, not a backoff of our own
+                raise _Deferred(max(0.0, (back - self.store.now_ms()) / 1000), "autotask failing: held")
+            probing = gate == "probe"
         if event.get("status_label") and STATUS_STEP not in event.get("done", []):
             mapping = self.store.mapping(source.name, int(event["ticket"]))
             if mapping is None or not status_change_still_wanted(
@@ -364,13 +370,25 @@ class Worker:
                 updater(update)
         except (AutotaskError, TicketUpdateError) as exc:
             if exc.retryable:
-                return self._retry(claim, event, str(exc), getattr(exc, "retry_after", None))
+                next_probe = None
+                if client is not None:
+                    wait = max(PROBE_SECONDS, min(getattr(exc, "retry_after", None) or 0.0,
+                                                  self.settings.retry_cap_seconds))
+                    next_probe = self.store.now_ms() + int(wait * 1000)
+                    self.store.breaker_failed(client.integration_code_digest, claim.member,
+                                              claim.token, next_probe)
+                return self._retry(claim, event, str(exc), getattr(exc, "retry_after", None),
+                                   at_ms=next_probe)
             return self._dead(claim, event, getattr(exc, "status", None), str(exc))
         except _Deferred:
+            if probing and client is not None:
+                self.store.breaker_release(client.integration_code_digest, claim.token)
             raise
         except Exception as exc:  # a host app's updater: retry, and say where it failed
             logger.exception("ticket updater of source %s failed", source.name)
             return self._retry(claim, event, f"ticket updater raised {type(exc).__name__}", None)
+        if probing and client is not None:
+            self.store.breaker_succeeded(client.integration_code_digest)
         signals.send(
             signals.ticket_updated,
             self.bridge.sender,

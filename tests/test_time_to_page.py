@@ -18,6 +18,10 @@ from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.worker import PROBE_SECONDS
 
 from .conftest import AppFactory, Clock, data_text, drain
+from .test_sync import AT as SYNC_AT
+from .test_sync import SYNC, webhook
+from .test_sync import callout as sync_callout
+from .test_sync import rsps as sync_rsps  # noqa: F401 - the fixture, with Autotask's answers
 from .test_worker import AT, AUTOTASK, FIELDS, ILERT, callout, sent
 
 TICKET = json.loads(data_text("autotask-ticket.json"))["item"]
@@ -322,3 +326,30 @@ def test_a_lone_new_ticket_is_read_on_its_own(make_app: AppFactory, rsps: respon
     ticket_calls = [c for c in rsps.calls
                     if c.request.url.startswith(AT) and "entityInformation" not in c.request.url]
     assert [(c.request.method, c.request.url) for c in ticket_calls] == [("GET", f"{AT}/v1.0/Tickets/7865")]
+
+
+def test_ticket_writes_wait_on_a_failing_autotask_behind_one_probe(
+    make_app: AppFactory, sync_rsps: responses.RequestsMock, clock: Clock  # noqa: F811
+) -> None:
+    app = make_app(**SYNC)
+    sync_rsps.get(f"{SYNC_AT}/v1.0/Tickets/8", json={"item": {"id": 8, "ticketNumber": "T8", "priority": 1}})
+    answers = iter([503])
+    patched: list[int] = []
+
+    def patch(request: Any) -> tuple[int, dict[str, str], str]:
+        status = next(answers, 200)
+        patched.append(status)
+        return status, {}, json.dumps({"itemId": json.loads(request.body)["id"]})
+
+    sync_rsps.add_callback(responses.PATCH, f"{SYNC_AT}/v1.0/Tickets", callback=patch)
+    for ticket in (7, 8):
+        sync_rsps.post(f"{SYNC_AT}/v1.0/Tickets/{ticket}/Notes", json={"itemId": 1})
+        sync_callout(app, "New", ticket)
+        drain(app)
+    for ticket in (7, 8):
+        assert webhook(app, "ACCEPTED", key=f"autotask-{ticket}").status_code in (200, 202)
+    drain(app)
+    assert patched == [503]  # the second write waits on Autotask's breaker instead of trying too
+    clock.advance(PROBE_SECONDS)
+    drain(app)
+    assert patched == [503, 200, 200]  # the probe succeeded and woke the held write
