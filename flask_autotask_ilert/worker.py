@@ -212,7 +212,10 @@ class Worker:
                 with self._autotask_place(client, "Tickets"):
                     found = client.get_tickets_by_id(
                         ids, timeout=(min(connect, left_ms / 1000), min(read, left_ms / 1000)))
-            except _Deferred:
+            except _Deferred as busy:
+                # Every place taken: the batch waits as one, so that it is due, claimed and read
+                # together again, rather than each ticket on its own at a random moment.
+                out.update({(name, ticket): busy for ticket in ids})
                 continue
             except AutotaskError as exc:
                 if exc.retryable:
@@ -488,12 +491,15 @@ class Worker:
         if client is None:
             return TicketFacts()
         read_with_others: dict[tuple[str, int], Any] = getattr(self._local, "tickets", {})
-        if (source.name, int(event["ticket"])) in read_with_others:
+        left_ms = self._enrich_by(event) - self.store.now_ms()
+        read = read_with_others.get((source.name, int(event["ticket"])), _UNREAD)
+        if isinstance(read, _Deferred) and left_ms > 0:
+            raise _Deferred(min(read.seconds, left_ms / 1000), read.reason, read.level)
+        if read is not _UNREAD and not isinstance(read, _Deferred):
             try:
-                return self._facts(client, event, read_with_others[(source.name, int(event["ticket"]))])
+                return self._facts(client, event, read)
             except AutotaskError:
                 pass  # the picklists: read below, with the usual retries and deadline
-        left_ms = self._enrich_by(event) - self.store.now_ms()
         if left_ms <= 0:
             logger.warning("ticket %s: no answer from Autotask within ENRICH_DEADLINE_SECONDS; "
                            "paging with the callout's data", event["ticket"])
@@ -610,6 +616,10 @@ class Worker:
             outcome,
             latency_ms / 1000 if latency_ms is not None else None,
         )
+
+
+#: Not among the tickets read with others of its claim batch.
+_UNREAD = object()
 
 
 class _Deferred(Exception):

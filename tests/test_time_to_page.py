@@ -353,3 +353,25 @@ def test_ticket_writes_wait_on_a_failing_autotask_behind_one_probe(
     clock.advance(PROBE_SECONDS)
     drain(app)
     assert patched == [503, 200, 200]  # the probe succeeded and woke the held write
+
+
+def test_a_batch_that_finds_every_place_taken_waits_as_one(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, ilert_rate_limit=0)
+    serve_tickets(rsps, {n: {**TICKET, "id": n} for n in (1, 2, 3)})
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.post(ILERT, status=202)
+    name, *holders = _fill_places(app)
+    for ticket in (1, 2, 3):
+        callout(app, ticket, "New")
+    drain(app)
+    store = get_bridge(app).store
+    due = {store.schedule("default", ticket)[0] for ticket in (1, 2, 3)}
+    assert len(due) == 1  # due together, so claimed and read together again
+    for token in holders:
+        store.release(name, token)
+    clock.advance(1)
+    drain(app)
+    assert len([c for c in rsps.calls if c.request.url.endswith("/Tickets/query")]) == 1
+    assert len(sent(rsps)) == 3
