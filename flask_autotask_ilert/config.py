@@ -152,9 +152,10 @@ OPTIONS: tuple[Option, ...] = (
            "reached."),
     Option("AUDIT_ENTRIES", 8, int,
            "Records kept in each ticket's audit trail (callouts, webhooks, deliveries, retries, dead "
-           "letters), newest first, inside the ticket's own Redis key, 8 bytes each. Up to 8 keep the "
-           "ticket in Redis' compact hash encoding (`hash-max-listpack-value` 64); more cost about 180 "
-           "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
+           "letters), newest first, inside the ticket's own Redis key: 8 bytes each, and a line of "
+           "words of at most 120 bytes (the status label, who acted in ilert, why a delivery failed). "
+           "With the default a full trail keeps a ticket within 2 KB of Redis memory; each entry "
+           "more costs up to about 130 bytes. `0` keeps none.",
            check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
            "How long the audit trail of a rejected ticket (one that has no alert) is kept.",
