@@ -321,6 +321,8 @@ class Worker:
             self.store.breaker_failed(destination, claim.member, claim.token, next_probe)
             event.pop("slot", None)
             return self._retry(claim, event, result.reason, None, status=result.status, at_ms=next_probe)
+        if probing:  # ilert answered, if not to this event's liking: the destination is back
+            self.store.breaker_succeeded(destination)
         return self._dead(claim, event, result.status, result.reason)
 
     @property

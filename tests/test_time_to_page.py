@@ -375,3 +375,19 @@ def test_a_batch_that_finds_every_place_taken_waits_as_one(
     drain(app)
     assert len([c for c in rsps.calls if c.request.url.endswith("/Tickets/query")]) == 1
     assert len(sent(rsps)) == 3
+
+
+def test_a_probe_that_ilert_refuses_still_shows_ilert_is_back(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app()
+    rsps.post(ILERT, status=503)
+    rsps.post(ILERT, status=400, json={"status": 400, "message": "bad", "code": "BAD_REQUEST"})
+    rsps.post(ILERT, status=202)
+    for ticket in (1, 2, 3):
+        callout(app, ticket, "New")
+    drain(app)
+    clock.advance(PROBE_SECONDS)
+    drain(app)  # the probe is dead-lettered, and the held events go at once
+    assert len(get_bridge(app).store.dead_letters()) == 1
+    assert len(delivered(rsps)) == 2
