@@ -173,6 +173,7 @@ class Worker:
         """Claim a batch of due ticket queues and settle each head; returns how many."""
         token = token or uuid.uuid4().hex
         claims = self.store.claim(token, self.settings.worker_lease_ms, CLAIM_BATCH)
+        self._local.claimed_at = self.store.now_ms()
         self._local.tickets = self._read_new_tickets(claims, token)
         try:
             for claim in claims:
@@ -244,6 +245,12 @@ class Worker:
         if claim.head is None:
             self.store.hand_back(claim)
             return "empty"
+        claimed_at = getattr(self._local, "claimed_at", None)
+        if claimed_at is not None and self.store.now_ms() - claimed_at > self.settings.worker_lease_ms // 2:
+            # The batch took long (a slow Autotask, a busy machine): this lease may run out
+            # while the head is being sent, and another worker send it too. Hand it back unsent.
+            self.store.hand_back(claim)
+            return "late"
         event = claim.head.copy()
         if "taken_at" not in event:  # ENRICH_DEADLINE_SECONDS counts from here, across put-offs
             event["taken_at"] = self.store.now_ms()

@@ -15,7 +15,7 @@ import responses
 from flask import Flask
 
 from flask_autotask_ilert.extension import get_bridge
-from flask_autotask_ilert.worker import PROBE_SECONDS
+from flask_autotask_ilert.worker import PROBE_SECONDS, Worker
 
 from .conftest import AppFactory, Clock, data_text, drain
 from .test_sync import AT as SYNC_AT
@@ -391,3 +391,24 @@ def test_a_probe_that_ilert_refuses_still_shows_ilert_is_back(
     drain(app)  # the probe is dead-lettered, and the held events go at once
     assert len(get_bridge(app).store.dead_letters()) == 1
     assert len(delivered(rsps)) == 2
+
+
+def test_a_claim_held_too_long_in_its_batch_is_handed_back_unsent(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(worker_lease_seconds=10)
+    seen: list[str] = []
+
+    def slow(request: Any) -> tuple[int, dict[str, str], str]:
+        seen.append(json.loads(request.body)["alertKey"])
+        clock.advance(6)  # more than half the lease gone while the first of the batch was sent
+        return 202, {}, "{}"
+
+    rsps.add_callback(responses.POST, ILERT, callback=slow)
+    for ticket in (1, 2):
+        callout(app, ticket, "New")
+    worker = Worker(get_bridge(app), threads=1)
+    assert worker.work_once() == 2
+    assert seen == ["autotask-1"]  # the second lease might have run out mid-send: not sent
+    worker.drain()
+    assert seen == ["autotask-1", "autotask-2"]  # sent once, by the next claim
