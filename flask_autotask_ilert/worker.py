@@ -249,7 +249,7 @@ class Worker:
         if claimed_at is not None and self.store.now_ms() - claimed_at > self.settings.worker_lease_ms // 2:
             # The batch took long (a slow Autotask, a busy machine): this lease may run out
             # while the head is being sent, and another worker send it too. Hand it back unsent.
-            self.store.hand_back(claim)
+            self.store.put_off(claim, claim.head, self.store.now_ms())
             return "late"
         event = claim.head.copy()
         if "taken_at" not in event:  # ENRICH_DEADLINE_SECONDS counts from here, across put-offs
