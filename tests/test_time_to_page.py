@@ -412,3 +412,22 @@ def test_a_claim_held_too_long_in_its_batch_is_handed_back_unsent(
     assert seen == ["autotask-1"]  # the second lease might have run out mid-send: not sent
     worker.drain()
     assert seen == ["autotask-1", "autotask-2"]  # sent once, by the next claim
+
+
+def test_a_batch_read_that_hangs_counts_against_the_deadline(
+    make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
+) -> None:
+    app = make_app(**AUTOTASK, enrich_deadline_seconds=3, ilert_rate_limit=0)
+
+    def hang(request: Any) -> tuple[int, dict[str, str], str]:
+        assert request.req_kwargs["timeout"][1] == 3.0
+        clock.advance(3)  # the read timeout, cut to the deadline, runs out
+        raise requests.exceptions.ReadTimeout("no answer")
+
+    rsps.add_callback(responses.POST, f"{AT}/v1.0/Tickets/query", callback=hang)
+    rsps.post(ILERT, status=202)
+    for ticket in (1, 2, 3):
+        callout(app, ticket, "New")
+    drain(app)  # no clock move after the read: the deadline is spent, they page at once
+    assert sorted(e["alertKey"] for e in sent(rsps)) == ["autotask-1", "autotask-2", "autotask-3"]
+    assert all(e["summary"].endswith("(New)") for e in sent(rsps))
