@@ -39,13 +39,14 @@ class PageScale:
     window: float = 10.0
     calls_burst: int = 200
     plot_outage: float = 20.0
+    lone_tickets: int = 40
 
     @classmethod
     def make(cls, smoke: bool) -> PageScale:
         if not smoke:
             return cls()
         return cls(outages=(2.0, 5.0), outage_tickets=5, hang_tickets=10, low=30, critical=5,
-                   limit=20, window=2.0, calls_burst=24, plot_outage=2.0)
+                   limit=20, window=2.0, calls_burst=24, plot_outage=2.0, lone_tickets=5)
 
 
 def _p(values: list[float], q: float) -> float:
@@ -130,6 +131,30 @@ class TimeToPage:
 
     def _reset(self) -> None:
         self.bench.reset_store()
+
+    # -- 0. a lone ticket, instant simulators: what the bridge itself adds ------------------------------
+
+    def lone(self) -> dict[str, Any]:
+        """New tickets one at a time (each paged before the next), simulators answering at once."""
+        deployment = self.free
+        assert deployment is not None
+        self._reset()
+        deployment.ilert.latency = deployment.autotask.latency = 0.0
+        waits: list[float] = []
+        try:
+            for _ in range(self.scale.lone_tickets):
+                tickets = self._tickets(deployment, ["High"])
+                seen = len(deployment.ilert.events())
+                answered = self._callouts(deployment, tickets)
+                paged = self._paged(deployment, set(answered), seen, 30)
+                waits += [(paged[t] - answered[t]) * 1000 for t in answered]
+        finally:
+            deployment.ilert.latency = ILERT_LATENCY
+            deployment.autotask.latency = AUTOTASK_LATENCY
+        out = {"tickets": len(waits), "p50_ms": _p(waits, 50), "p99_ms": _p(waits, 99)}
+        self.bench_log(f"lone new tickets, instant simulators: callout to ilert p50 {out['p50_ms']:.1f} ms, "
+                       f"p99 {out['p99_ms']:.1f} ms")
+        return out
 
     # -- 1. ilert outage recovery ------------------------------------------------------------------
 
@@ -264,6 +289,7 @@ class TimeToPage:
         results: dict[str, Any] = {}
         self.start()
         try:
+            results["lone"] = timed("lone tickets", self.lone)
             results["outages"] = [self._timed_outage(d) for d in self.scale.outages]
             results["hanging"] = timed("Autotask hanging", self.autotask_hanging)
             results["calls"] = timed("Autotask calls in a burst", self.autotask_calls)
