@@ -464,6 +464,10 @@ class Store:
         """The destination failed: no probe before ``next_probe_ms``; ``member`` waits on it."""
         self._breaker(destination, "fail", member, token, next_probe_ms)
 
+    def breaker_settle(self, destination: str, member: str) -> bool:
+        """After ``member`` was put off as held: if the breaker closed meanwhile, make it due now."""
+        return bool(self._breaker(destination, "settle", member, "", 0)[1])
+
     def breaker_release(self, destination: str, token: str) -> None:
         """A probe that was not sent after all (paced): another event may probe."""
         self._breaker(destination, "release", "", token, 0)

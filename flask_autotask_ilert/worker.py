@@ -270,6 +270,8 @@ class Worker:
             return deliver(claim, source, event)
         except _Deferred as deferred:
             self.store.put_off(claim, event, self.store.now_ms() + int(deferred.seconds * 1000))
+            if deferred.held_by is not None:
+                self.store.breaker_settle(deferred.held_by, claim.member)
             self._report(event, "deferred", deferred.level, attempt=None,
                          next_in_s=deferred.seconds, reason=deferred.reason)
             return "deferred"
@@ -291,6 +293,7 @@ class Worker:
         gate, back = self.store.breaker_check(destination, claim.member, claim.token, self._probe_lease_ms)
         if gate == "hold":
             self.store.put_off(claim, event, back)
+            self.store.breaker_settle(destination, claim.member)
             self._report(event, "deferred", logging.DEBUG, attempt=None,
                          next_in_s=(back - self.store.now_ms()) / 1000, reason="ilert failing: held")
             return "held"
@@ -356,7 +359,8 @@ class Worker:
             gate, back = self.store.breaker_check(
                 client.integration_code_digest, claim.member, claim.token, self._probe_lease_ms)
             if gate == "hold":  # Autotask is failing: wait for its probe, not a backoff of our own
-                raise _Deferred(max(0.0, (back - self.store.now_ms()) / 1000), "autotask failing: held")
+                raise _Deferred(max(0.0, (back - self.store.now_ms()) / 1000), "autotask failing: held",
+                                held_by=client.integration_code_digest)
             probing = gate == "probe"
         if event.get("status_label") and STATUS_STEP not in event.get("done", []):
             mapping = self.store.mapping(source.name, int(event["ticket"]))
@@ -520,7 +524,8 @@ class Worker:
         destination = client.integration_code_digest
         gate, back = self.store.breaker_check(destination, claim.member, claim.token, self._probe_lease_ms)
         if gate == "hold":  # until its probe succeeds, or the deadline
-            raise _Deferred(min(back - self.store.now_ms(), left_ms) / 1000, "autotask failing: held")
+            raise _Deferred(min(back - self.store.now_ms(), left_ms) / 1000, "autotask failing: held",
+                            held_by=destination)
         probing = gate == "probe"
         connect, read = self.settings.http_timeout
         timeout = (min(connect, left_ms / 1000), min(read, left_ms / 1000))
@@ -643,9 +648,12 @@ class _Deferred(Exception):
     """
 
     def __init__(
-        self, seconds: float, reason: str = "autotask busy", level: int = logging.DEBUG
+        self, seconds: float, reason: str = "autotask busy", level: int = logging.DEBUG,
+        held_by: str | None = None,
     ) -> None:
         super().__init__(seconds)
         self.seconds = seconds
         self.reason = reason
         self.level = level
+        #: The destination whose breaker holds the event, if that is why it waits.
+        self.held_by = held_by

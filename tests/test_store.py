@@ -423,3 +423,18 @@ def test_every_callout_action_is_named_in_the_trail(store: Store) -> None:
         "callout IN_PROGRESS: accept PENDING>ACCEPTED",
         "callout NEW: create NONE>PENDING",
     ]
+
+
+def test_a_queue_held_while_the_probe_succeeded_is_due_at_once(store: Store, clock: Clock) -> None:
+    apply(store, 1, StatusClass.NEW)
+    apply(store, 2, StatusClass.NEW)
+    probe, held = sorted(store.claim("w", 10_000, 5), key=lambda c: c.member)
+    store.breaker_failed("dest", "", "w", store.now_ms())
+    assert store.breaker_check("dest", probe.member, "w", 10_000)[0] == "probe"
+    gate, back = store.breaker_check("dest", held.member, "w", 10_000)
+    assert gate == "hold"
+    assert store.breaker_succeeded("dest") == 0  # the held queue is still leased: not woken here
+    assert held.head is not None
+    store.put_off(held, held.head, back)  # its worker puts it off, too late to hear of the success
+    assert store.breaker_settle("dest", held.member) is True
+    assert [c.member for c in store.claim("w2", 10_000, 5)] == [held.member]

@@ -10,11 +10,13 @@
 --         the probe in flight, until = when that probe's lease ends (ms))
 -- KEYS[2] held ticket queues (sorted set: member -> when held, ms)
 -- KEYS[3] ready   KEYS[4] leases
--- ARGV[1] op: check | fail | ok | release
+-- ARGV[1] op: check | fail | ok | release | settle
 -- ARGV[2] now (ms)   ARGV[3] queue member   ARGV[4] token
 -- ARGV[5] check: the probe lease (ms); fail: when the next probe may go (ms)
 -- Returns check: {'closed', 0} | {'probe', 0} | {'hold', when to look again (ms)};
---         fail, release: {op, 0}; ok: {'ok', queues woken}.
+--         fail, release: {op, 0}; ok: {'ok', queues woken};
+--         settle (after a held queue was put off): {'settle', 1 if the breaker had closed
+--         meanwhile and the queue was made due now, else 0}.
 
 local op, now, member, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local keep = 86400000
@@ -49,6 +51,20 @@ if op == 'fail' then
     redis.call('PEXPIRE', KEYS[2], keep)
   end
   return {'fail', 0}
+end
+
+if op == 'settle' then
+  -- A queue put off as held after its breaker closed (the success came while its worker
+  -- still held its lease, so it was not woken): due now after all.
+  if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[4], member) == 1 then
+    return {'settle', 0}
+  end
+  local due = redis.call('ZSCORE', KEYS[3], member)
+  if due and tonumber(due) > now then
+    redis.call('ZADD', KEYS[3], now, member)
+    return {'settle', 1}
+  end
+  return {'settle', 0}
 end
 
 if op == 'release' then
