@@ -271,7 +271,8 @@ def markdown(results: dict[str, Any], plot_name: str | None, page_plot: str | No
     add("\nRetired: callout throughput as a goal (now the guard above), the drain rate per worker "
         "process (ilert takes 50 events a minute per key) and 300 B per tracked ticket (the budget is "
         "2 KB). The time-to-page targets are measured in section 6 with the simulators at realistic "
-        "speeds.\n")
+        "speeds. Where a target is missed, the findings at the end of this page say why, with "
+        "measurements, and how loaded the machine was.\n")
     if page_plot:
         add(f"![Time from callout to ilert, burst with an ilert outage]({page_plot})\n")
     add(f"\nFor scale: in the same rounds, an endpoint that makes only the one Redis round trip and "
