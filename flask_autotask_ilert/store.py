@@ -444,25 +444,30 @@ class Store:
             )
         return bool(granted), int(at)
 
-    def _breaker(self, destination: str, op: str, member: str, token: str, arg: int) -> tuple[str, int]:
+    def _breaker(
+        self, destination: str, op: str, member: str, token: str, arg: int, urgency: int = 0
+    ) -> tuple[str, int]:
         with self._guard():
             outcome, value = self._script("breaker")(
                 keys=[self.keys.breaker(destination), self.keys.held(destination), self.keys.ready,
                       self.keys.leases],
-                args=[op, self.now_ms(), member, token, arg],
+                args=[op, self.now_ms(), member, token, arg, urgency],
             )
         return _text(outcome), int(value)
 
     def breaker_check(
-        self, destination: str, member: str, token: str, probe_lease_ms: int
+        self, destination: str, member: str, token: str, probe_lease_ms: int, urgency: int = 0
     ) -> tuple[str, int]:
         """("closed", 0): send; ("probe", 0): send as the one probe of a failing destination;
-        ("hold", at): the destination is failing, wait until ``at`` (ms) or its first success."""
-        return self._breaker(destination, "check", member, token, probe_lease_ms)
+        ("hold", at): the destination is failing, wait until ``at`` (ms) or its first success.
+        ``urgency`` (0 most urgent, up to 2): held queues are woken most urgent first."""
+        return self._breaker(destination, "check", member, token, probe_lease_ms, urgency)
 
-    def breaker_failed(self, destination: str, member: str, token: str, next_probe_ms: int) -> None:
+    def breaker_failed(
+        self, destination: str, member: str, token: str, next_probe_ms: int, urgency: int = 0
+    ) -> None:
         """The destination failed: no probe before ``next_probe_ms``; ``member`` waits on it."""
-        self._breaker(destination, "fail", member, token, next_probe_ms)
+        self._breaker(destination, "fail", member, token, next_probe_ms, urgency)
 
     def breaker_settle(self, destination: str, member: str) -> bool:
         """After ``member`` was put off as held: if the breaker closed meanwhile, make it due now."""

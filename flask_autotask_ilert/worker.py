@@ -290,7 +290,9 @@ class Worker:
 
         # A failing ilert: wait on its breaker, unless this event is the one probe.
         destination = secret_digest(f"{source.ilert_api_url}|{source.ilert_integration_key}")
-        gate, back = self.store.breaker_check(destination, claim.member, claim.token, self._probe_lease_ms)
+        urgency = _urgency(event, body) // _RANK_SPAN
+        gate, back = self.store.breaker_check(destination, claim.member, claim.token,
+                                              self._probe_lease_ms, urgency)
         if gate == "hold":
             self.store.put_off(claim, event, back)
             self.store.breaker_settle(destination, claim.member)
@@ -332,7 +334,7 @@ class Worker:
             # one probe, the first due after PROBE_SECONDS (or ilert's Retry-After).
             wait = max(PROBE_SECONDS, min(result.retry_after or 0.0, self.settings.retry_cap_seconds))
             next_probe = self.store.now_ms() + int(wait * 1000)
-            self.store.breaker_failed(destination, claim.member, claim.token, next_probe)
+            self.store.breaker_failed(destination, claim.member, claim.token, next_probe, urgency)
             event.pop("slot", None)
             return self._retry(claim, event, result.reason, None, status=result.status, at_ms=next_probe)
         if probing:  # ilert answered, if not to this event's liking: the destination is back

@@ -438,3 +438,19 @@ def test_a_queue_held_while_the_probe_succeeded_is_due_at_once(store: Store, clo
     store.put_off(held, held.head, back)  # its worker puts it off, too late to hear of the success
     assert store.breaker_settle("dest", held.member) is True
     assert [c.member for c in store.claim("w2", 10_000, 5)] == [held.member]
+
+
+def test_held_queues_wake_most_urgent_first(store: Store, clock: Clock) -> None:
+    for ticket in (1, 2, 3):
+        apply(store, ticket, StatusClass.NEW)
+    claims = {c.ticket: c for c in store.claim("w", 10_000, 5)}
+    far = store.now_ms() + 300_000
+    store.breaker_failed("dest", "", "w", far)
+    for ticket, urgency in ((1, 2), (2, 0), (3, 1)):
+        claim = claims[ticket]
+        assert store.breaker_check("dest", claim.member, "w", 10_000, urgency)[0] == "hold"
+        assert claim.head is not None
+        store.put_off(claim, claim.head, far)
+    assert store.breaker_succeeded("dest") == 3
+    assert [c.ticket for c in store.claim("w", 10_000, 1)] == [2]  # the most urgent is claimed first
+    assert [c.ticket for c in store.claim("w", 10_000, 2)] == [3, 1]

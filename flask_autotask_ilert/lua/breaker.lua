@@ -8,11 +8,12 @@
 --
 -- KEYS[1] the breaker (hash: next = earliest next probe (ms), probe = token of
 --         the probe in flight, until = when that probe's lease ends (ms))
--- KEYS[2] held ticket queues (sorted set: member -> when held, ms)
+-- KEYS[2] held ticket queues (sorted set: member -> its urgency, 0 most urgent)
 -- KEYS[3] ready   KEYS[4] leases
 -- ARGV[1] op: check | fail | ok | release | settle
 -- ARGV[2] now (ms)   ARGV[3] queue member   ARGV[4] token
 -- ARGV[5] check: the probe lease (ms); fail: when the next probe may go (ms)
+-- ARGV[6] check, fail: the held event's urgency (0, 1, 2: worker._urgency's kinds)
 -- Returns check: {'closed', 0} | {'probe', 0} | {'hold', when to look again (ms)};
 --         fail, release: {op, 0}; ok: {'ok', queues woken};
 --         settle (after a held queue was put off): {'settle', 1 if the breaker had closed
@@ -33,7 +34,7 @@ if op == 'check' then
     redis.call('HSET', KEYS[1], 'probe', token, 'until', now + tonumber(ARGV[5]))
     return {'probe', 0}
   end
-  redis.call('ZADD', KEYS[2], now, member)
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[6] or '0'), member)
   redis.call('PEXPIRE', KEYS[2], keep)
   local back = nxt
   if probing then back = math.max(nxt, until_ms) end
@@ -47,7 +48,7 @@ if op == 'fail' then
   end
   redis.call('PEXPIRE', KEYS[1], keep)
   if member ~= '' then
-    redis.call('ZADD', KEYS[2], now, member)
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[6] or '0'), member)
     redis.call('PEXPIRE', KEYS[2], keep)
   end
   return {'fail', 0}
@@ -74,13 +75,16 @@ if op == 'release' then
   return {'release', 0}
 end
 
--- ok: the destination answers again.
+-- ok: the destination answers again. The held queues are due now, the most urgent a
+-- little earlier, so that they are claimed, and ask for a send slot, first.
 redis.call('DEL', KEYS[1])
 local woken = 0
-for _, held in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+local held_all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #held_all, 2 do
+  local held, urgency = held_all[i], tonumber(held_all[i + 1])
   local due = redis.call('ZSCORE', KEYS[3], held)
   if due and tonumber(due) > now and redis.call('HEXISTS', KEYS[4], held) == 0 then
-    redis.call('ZADD', KEYS[3], now, held)
+    redis.call('ZADD', KEYS[3], now - 2000 + 1000 * urgency, held)
     woken = woken + 1
   end
 end
