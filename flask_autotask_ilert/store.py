@@ -445,29 +445,34 @@ class Store:
         return bool(granted), int(at)
 
     def _breaker(
-        self, destination: str, op: str, member: str, token: str, arg: int, urgency: int = 0
+        self, destination: str, op: str, member: str, token: str, arg: int, urgency: int = 0,
+        opens_after: int = 1,
     ) -> tuple[str, int]:
         with self._guard():
             outcome, value = self._script("breaker")(
                 keys=[self.keys.breaker(destination), self.keys.held(destination), self.keys.ready,
                       self.keys.leases],
-                args=[op, self.now_ms(), member, token, arg, urgency],
+                args=[op, self.now_ms(), member, token, arg, urgency, opens_after],
             )
         return _text(outcome), int(value)
 
     def breaker_check(
         self, destination: str, member: str, token: str, probe_lease_ms: int, urgency: int = 0
     ) -> tuple[str, int]:
-        """("closed", 0): send; ("probe", 0): send as the one probe of a failing destination;
+        """("closed", 0): send; ("closed", 1): send, and on success reset the failures counted;
+        ("probe", 0): send as the one probe of a failing destination;
         ("hold", at): the destination is failing, wait until ``at`` (ms) or its first success.
         ``urgency`` (0 most urgent, up to 2): held queues are woken most urgent first."""
         return self._breaker(destination, "check", member, token, probe_lease_ms, urgency)
 
     def breaker_failed(
-        self, destination: str, member: str, token: str, next_probe_ms: int, urgency: int = 0
-    ) -> None:
-        """The destination failed: no probe before ``next_probe_ms``; ``member`` waits on it."""
-        self._breaker(destination, "fail", member, token, next_probe_ms, urgency)
+        self, destination: str, member: str, token: str, next_probe_ms: int, urgency: int = 0,
+        opens_after: int = 1,
+    ) -> bool:
+        """The destination failed; after ``opens_after`` failures in a row the breaker is open
+        (True): no probe before ``next_probe_ms``, and ``member`` waits on it."""
+        return self._breaker(destination, "fail", member, token, next_probe_ms, urgency,
+                             opens_after)[1] == 1
 
     def breaker_settle(self, destination: str, member: str) -> bool:
         """After ``member`` was put off as held: if the breaker closed meanwhile, make it due now."""

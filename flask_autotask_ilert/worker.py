@@ -55,6 +55,9 @@ HEARTBEAT_KEEP_MS = 86_400_000
 #: (seconds): after an outage of any length the held events go out within about this long
 #: (plus a poll interval and the sends themselves, so a little under the 5 s promised).
 PROBE_SECONDS = 4.0
+#: Failures of ilert in a row that open its breaker: one failure in a flaky network is retried
+#: on its own; a run of them means ilert is down, and its events wait on one probe.
+ILERT_FAILURES_TO_OPEN = 3
 #: Pacing ranks: which waiting head gets the next send slot (lower first); see _urgency.
 URGENT_ALERT, ALERT, FOLLOW_UP = 0, 1, 2
 _RANK_SPAN = 10**13  # above any queued_at in ms for centuries: rank * span + queued_at orders both
@@ -299,7 +302,7 @@ class Worker:
             self._report(event, "deferred", logging.DEBUG, attempt=None,
                          next_in_s=(back - self.store.now_ms()) / 1000, reason="ilert failing: held")
             return "held"
-        probing = gate == "probe"
+        probing = gate == "probe" or (gate == "closed" and back == 1)  # a success must report back
 
         if source.ilert_rate_limit and "slot" not in event:
             window_ms = _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds)
@@ -312,7 +315,7 @@ class Worker:
                 window_ms - int(1000 * source.ilert_rate_window),
             )
             if not granted:
-                if probing:
+                if gate == "probe":
                     self.store.breaker_release(destination, claim.token)
                 self.store.put_off(claim, event, at)
                 self._report(event, "paced", logging.DEBUG, attempt=None,
@@ -334,8 +337,11 @@ class Worker:
             # one probe, the first due after PROBE_SECONDS (or ilert's Retry-After).
             wait = max(PROBE_SECONDS, min(result.retry_after or 0.0, self.settings.retry_cap_seconds))
             next_probe = self.store.now_ms() + int(wait * 1000)
-            self.store.breaker_failed(destination, claim.member, claim.token, next_probe, urgency)
+            opened = self.store.breaker_failed(destination, claim.member, claim.token, next_probe,
+                                               urgency, opens_after=ILERT_FAILURES_TO_OPEN)
             event.pop("slot", None)
+            if not opened:
+                return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
             return self._retry(claim, event, result.reason, None, status=result.status, at_ms=next_probe)
         if probing:  # ilert answered, if not to this event's liking: the destination is back
             self.store.breaker_succeeded(destination)

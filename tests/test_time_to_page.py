@@ -15,7 +15,7 @@ import responses
 from flask import Flask
 
 from flask_autotask_ilert.extension import get_bridge
-from flask_autotask_ilert.worker import PROBE_SECONDS, Worker
+from flask_autotask_ilert.worker import ILERT_FAILURES_TO_OPEN, PROBE_SECONDS, Worker
 
 from .conftest import AppFactory, Clock, data_text, drain
 from .test_sync import AT as SYNC_AT
@@ -58,15 +58,15 @@ def test_events_wait_on_a_failing_ilert_and_one_probe_tests_it(
     for ticket in range(1, 11):
         callout(app, ticket, "New")
     drain(app)
-    assert ilert.calls == 1  # the first failure opens the breaker; the other nine wait on it
+    assert ilert.calls == ILERT_FAILURES_TO_OPEN  # those failures open the breaker; the rest wait
     clock.advance(PROBE_SECONDS - 1)
     drain(app)
-    assert ilert.calls == 1
+    assert ilert.calls == ILERT_FAILURES_TO_OPEN
     # A long outage: one probe per PROBE_SECONDS, not one attempt per event.
     for _ in range(36):
         clock.advance(PROBE_SECONDS)
         drain(app)
-    assert 30 <= ilert.calls <= 38
+    assert 30 <= ilert.calls <= ILERT_FAILURES_TO_OPEN + 37  # 36 probe times passed
 
 
 def test_the_first_success_sends_every_held_event_at_once(
@@ -92,34 +92,36 @@ def test_events_queued_during_the_outage_are_held_too(
 ) -> None:
     app = make_app()
     ilert = FlakyIlert(rsps)
-    callout(app, 1, "New")
-    drain(app)
-    clock.advance(1)
-    for ticket in (2, 3):
+    for ticket in range(1, ILERT_FAILURES_TO_OPEN + 1):
         callout(app, ticket, "New")
     drain(app)
-    assert ilert.calls == 1
+    clock.advance(1)
+    for ticket in (11, 12):
+        callout(app, ticket, "New")
+    drain(app)
+    assert ilert.calls == ILERT_FAILURES_TO_OPEN
     ilert.down = False
     clock.advance(PROBE_SECONDS)
     drain(app)
-    assert len(delivered(rsps)) == 3
+    assert len(delivered(rsps)) == ILERT_FAILURES_TO_OPEN + 2
 
 
 def test_a_retry_after_from_ilert_delays_the_next_probe(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
     app = make_app()
-    rsps.post(ILERT, status=429, headers={"Retry-After": "30"})
+    for _ in range(ILERT_FAILURES_TO_OPEN):
+        rsps.post(ILERT, status=429, headers={"Retry-After": "30"})
     rsps.post(ILERT, status=202)
-    for ticket in (1, 2):
+    for ticket in range(1, ILERT_FAILURES_TO_OPEN + 2):
         callout(app, ticket, "New")
     drain(app)
     clock.advance(29)
     drain(app)
-    assert len(sent(rsps)) == 1
+    assert len(sent(rsps)) == ILERT_FAILURES_TO_OPEN
     clock.advance(2)
     drain(app)
-    assert len(sent(rsps)) == 3
+    assert len(sent(rsps)) == 2 * ILERT_FAILURES_TO_OPEN + 1
 
 
 def serve_tickets(rsps: responses.RequestsMock, tickets: dict[int, dict[str, Any]]) -> None:
@@ -381,16 +383,17 @@ def test_a_probe_that_ilert_refuses_still_shows_ilert_is_back(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
     app = make_app()
-    rsps.post(ILERT, status=503)
+    for _ in range(ILERT_FAILURES_TO_OPEN):
+        rsps.post(ILERT, status=503)
     rsps.post(ILERT, status=400, json={"status": 400, "message": "bad", "code": "BAD_REQUEST"})
     rsps.post(ILERT, status=202)
-    for ticket in (1, 2, 3):
+    for ticket in range(1, ILERT_FAILURES_TO_OPEN + 2):
         callout(app, ticket, "New")
     drain(app)
     clock.advance(PROBE_SECONDS)
     drain(app)  # the probe is dead-lettered, and the held events go at once
     assert len(get_bridge(app).store.dead_letters()) == 1
-    assert len(delivered(rsps)) == 2
+    assert len(delivered(rsps)) == ILERT_FAILURES_TO_OPEN
 
 
 def test_a_claim_held_too_long_in_its_batch_is_handed_back_unsent(

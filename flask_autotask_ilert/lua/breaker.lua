@@ -14,8 +14,11 @@
 -- ARGV[2] now (ms)   ARGV[3] queue member   ARGV[4] token
 -- ARGV[5] check: the probe lease (ms); fail: when the next probe may go (ms)
 -- ARGV[6] check, fail: the held event's urgency (0, 1, 2: worker._urgency's kinds)
+-- ARGV[7] fail: how many failures in a row open the breaker (a flaky destination is
+--         retried event by event; a failing one is probed)
 -- Returns check: {'closed', 0} | {'probe', 0} | {'hold', when to look again (ms)};
---         fail, release: {op, 0}; ok: {'ok', queues woken};
+--         ({'closed', 1}: failures were counted, a success should reset them);
+--         fail: {'fail', 1 if the breaker is open}; release: {op, 0}; ok: {'ok', queues woken};
 --         settle (after a held queue was put off): {'settle', 1 if the breaker had closed
 --         meanwhile and the queue was made due now, else 0}.
 
@@ -26,7 +29,11 @@ if op == 'check' then
   if redis.call('EXISTS', KEYS[1]) == 0 then
     return {'closed', 0}
   end
-  local nxt = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+  local opened = redis.call('HGET', KEYS[1], 'next')
+  if not opened then
+    return {'closed', 1}
+  end
+  local nxt = tonumber(opened)
   local probe = redis.call('HGET', KEYS[1], 'probe')
   local until_ms = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
   local probing = probe and until_ms > now
@@ -42,6 +49,11 @@ if op == 'check' then
 end
 
 if op == 'fail' then
+  local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
+  redis.call('PEXPIRE', KEYS[1], keep)
+  if fails < tonumber(ARGV[7] or '1') and not redis.call('HGET', KEYS[1], 'next') then
+    return {'fail', 0}
+  end
   redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[5]))
   if redis.call('HGET', KEYS[1], 'probe') == token then
     redis.call('HDEL', KEYS[1], 'probe', 'until')
@@ -51,7 +63,7 @@ if op == 'fail' then
     redis.call('ZADD', KEYS[2], tonumber(ARGV[6] or '0'), member)
     redis.call('PEXPIRE', KEYS[2], keep)
   end
-  return {'fail', 0}
+  return {'fail', 1}
 end
 
 if op == 'settle' then
