@@ -20,8 +20,9 @@ from typing import Any
 
 from . import report
 from .scenarios import FLOORS, ROOT, Bench, Run, Scale, log, timed
+from .time_to_page import PageScale, TimeToPage
 
-PHASES = ("saturation", "round-trips", "propagation", "drain", "fsync", "memory")
+PHASES = ("saturation", "round-trips", "propagation", "drain", "time-to-page", "fsync", "memory")
 
 
 def run(scale: Scale, only: set[str] | None = None) -> dict[str, Any]:
@@ -57,6 +58,11 @@ def run(scale: Scale, only: set[str] | None = None) -> dict[str, Any]:
         if wanted("drain"):
             results["drain"] = timed("drain", bench.drain)
         bench.stop_worker()
+
+        # 6. Time to page, on deployments of its own (simulators at realistic speeds).
+        if wanted("time-to-page"):
+            results["time_to_page"] = timed(
+                "time to page", TimeToPage(bench, PageScale.make(scale.smoke)).run)
 
         # 5. appendfsync (restarts the bench Redis), then 4b. memory (on a fresh one).
         if wanted("fsync"):

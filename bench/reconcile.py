@@ -38,6 +38,7 @@ def measure(changed: int) -> dict[str, int]:
     with ServerThread(create_autotask_simulator(state)) as server:
         app = Flask(f"bench-reconcile-{uuid.uuid4().hex[:6]}")
         app.config.update({
+            "AUTOTASK_ILERT_REDIS_URL": "memory://",
             "AUTOTASK_ILERT_CALLOUT_TOKEN": "bench-callout-token-0123456789",
             "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY": "il1api-bench",
             "AUTOTASK_ILERT_AUTOTASK_USERNAME": DEFAULT_USER,

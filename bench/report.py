@@ -56,26 +56,39 @@ def _num(value: float, digits: int = 0) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    s, half = results["summary"], results["half"]
-    prop, drain = results["propagation"], results["drain"]
+    s = results["summary"]
+    prop = results["propagation"]
+    page = results["time_to_page"]
+    floor_share = s["ratio"] / max(1e-9, s["floor_ratio"])
+    calls, hanging, burst = page["calls"], page["hanging"], page["burst"]
     rows = [
-        ("callout throughput / bare-Flask ceiling", f"{s['ratio']:.2f}", ">= 0.75", s["ratio"] >= 0.75),
-        (f"callout p99 at half the ceiling ({half['rate']:.0f}/s)", _ms(half["app_p99_ms"]), "< 25 ms",
-         half["app_p99_ms"] < 25),
+        ("callout throughput / the redis-py one-round-trip floor (a guard)", f"{floor_share:.2f}",
+         ">= 0.65", floor_share >= 0.65),
         ("Redis round trips per callout", f"{results['round_trips']['per_callout']:.2f}", "1",
          abs(results["round_trips"]["per_callout"] - 1) < 0.005),
-        (f"propagation p50 at {prop['offered']:.0f} new tickets/s", _ms(prop["p50_ms"]), "< 50 ms",
-         prop["p50_ms"] < 50),
-        (f"propagation p99 at {prop['offered']:.0f} new tickets/s", _ms(prop["p99_ms"]), "< 250 ms",
-         prop["p99_ms"] < 250),
-        ("drain rate per worker process", f"{_num(drain['rate'])} events/s", ">= 500/s",
-         drain["rate"] >= 500),
+        (f"lone new ticket, instant simulators: callout to ilert, p50 of {page['lone']['tickets']}",
+         _ms(page["lone"]["p50_ms"]), "<= 10 ms", page["lone"]["p50_ms"] <= 10),
+    ]
+    for outage in page["outages"]:
+        rows.append((f"ilert outage of {outage['outage_s']:.0f} s: last held alert after recovery",
+                     f"{outage['last_after_recovery_s']:.2f} s", "<= 5 s",
+                     outage["last_after_recovery_s"] <= 5))
+    rows += [
+        (f"Autotask hanging, {hanging['alerts']} new tickets: p99 time to page",
+         f"{hanging['p99_s']:.2f} s", f"<= {hanging['deadline_s'] + 1:.0f} s",
+         hanging["p99_s"] <= hanging["deadline_s"] + 1),
+        (f"{burst['low']} Low + {burst['critical']} Critical at {burst['limit']} a window: last Critical",
+         f"{burst['critical_max_windows']:.2f} windows", "<= 2 windows", burst["critical_max_windows"] <= 2),
+        ("... answered 429 by ilert, lost", f"{burst['rate_limited']}, {burst['lost']}", "0, 0",
+         burst["rate_limited"] == 0 and burst["lost"] == 0),
+        (f"Autotask calls per alert in a burst of {calls['alerts']} new tickets",
+         f"{calls['per_alert']:.3f}", "<= 0.2", calls["per_alert"] <= 0.2),
+        ("Autotask calls for a lone new ticket (picklists cached)", f"{calls['lone_calls']}", "1",
+         calls["lone_calls"] == 1),
         ("Autotask calls per status-only callout", f"{prop['calls_per_status_callout']:.3f}", "0",
          prop["calls_per_status_callout"] == 0),
-        ("Autotask calls per created alert (picklists cached)", f"{prop['calls_per_alert']:.3f}", "<= 1",
-         prop["calls_per_alert"] <= 1),
-        ("Redis memory per tracked ticket", f"{results['memory']['bytes_per_ticket']:.0f} B", "<= 300 B",
-         results["memory"]["bytes_per_ticket"] <= 300),
+        ("Redis memory per tracked ticket", f"{results['memory']['bytes_per_ticket']:.0f} B", "<= 2 KB",
+         results["memory"]["bytes_per_ticket"] <= 2048),
     ]
     return rows
 
@@ -109,7 +122,37 @@ def figures(results: dict[str, Any]) -> list[tuple[str, str]]:
         ("Redis memory per tracked ticket", f"{mem['bytes_per_ticket']:.0f} B at {mem['tickets']:,} tickets"),
         ("appendfsync always vs everysec", f"{_num(fs['always'])}/s vs {_num(fs['everysec'])}/s "
                                            f"({fs['ratio']:.2f}x)"),
+        *page_figures(results["time_to_page"]),
     ]
+
+
+def page_figures(page: dict[str, Any]) -> list[tuple[str, str]]:
+    """The time-to-page figures (bench/time_to_page.py)."""
+    out = [(f"ilert outage {o['outage_s']:.0f} s, recovery",
+            f"last held alert {o['last_after_recovery_s']:.2f} s after ilert was back (p50 "
+            f"{o['p50_after_recovery_s']:.2f} s, {o['alerts']} alerts); {o['attempts_during_outage']} "
+            f"attempts at ilert while down ({o['attempts_per_minute']:.1f} a minute)")
+           for o in page["outages"]]
+    h, b, bo, c = page["hanging"], page["burst"], page["burst_outage"], page["calls"]
+    out += [
+        ("lone new tickets, callout to ilert", f"p50 {_ms(page['lone']['p50_ms'])}, p99 "
+                                               f"{_ms(page['lone']['p99_ms'])} ({page['lone']['tickets']} "
+                                               "tickets one at a time, instant simulators)"),
+        ("Autotask hanging, time to page", f"p50 {h['p50_s']:.2f} s, p99 {h['p99_s']:.2f} s, max "
+                                           f"{h['max_s']:.2f} s ({h['alerts']} new tickets, deadline "
+                                           f"{h['deadline_s']:.0f} s)"),
+        ("burst, Critical time to page",
+         f"max {b['critical_max_s']:.1f} s = {b['critical_max_windows']:.2f} windows of "
+         f"{b['window_s']:.0f} s (p50 {b['critical_p50_s']:.1f} s); last Low {b['low_max_s']:.1f} s; "
+         f"{b['rate_limited']} 429, {b['lost']} lost"),
+        ("burst with an ilert outage",
+         f"last Critical {bo['critical_max_s']:.1f} s, last Low {bo['low_max_s']:.1f} s; "
+         f"{bo['rate_limited']} 429, {bo['lost']} lost"),
+        ("Autotask calls per alert in a burst",
+         f"{c['per_alert']:.3f} ({c['calls']} calls, {c['queries']} queries, {c['alerts']} alerts; "
+         f"lone ticket {c['lone_calls']})"),
+    ]
+    return out
 
 
 def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
@@ -171,7 +214,37 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def markdown(results: dict[str, Any], plot_name: str | None) -> str:
+def plot_time_to_page(results: dict[str, Any], path: Path) -> bool:
+    """Each alert's time from callout to ilert over the burst with an ilert outage."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    run = results["time_to_page"]["burst_outage"]
+    fig, ax = plt.subplots(figsize=(8, 4.4), dpi=110)
+    for critical, colour, label in ((False, "tab:blue", "Low"), (True, "tab:red", "Critical")):
+        points = [(at + wait, wait) for at, wait, is_critical in run["points"] if is_critical == critical]
+        ax.scatter([x for x, _ in points], [y for _, y in points], s=10, color=colour, label=label, alpha=0.8)
+    if run.get("outage_span"):
+        start, end = run["outage_span"]
+        ax.axvspan(start, end, color="grey", alpha=0.2, label="ilert answers 503")
+    ax.set_xlabel("seconds since the burst began (when ilert accepted the alert)")
+    ax.set_ylabel("time from callout to ilert (s)")
+    ax.set_title(f"{run['low']} Low + {run['critical']} Critical tickets, ilert budget {run['limit']} "
+                 f"per {run['window_s']:.0f} s")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def markdown(results: dict[str, Any], plot_name: str | None, page_plot: str | None = None) -> str:
     s, half, prop, drain = results["summary"], results["half"], results["propagation"], results["drain"]
     mem, fs, rt = results["memory"], results["fsync"], results["round_trips"]
     out: list[str] = []
@@ -195,6 +268,13 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     add("| target | measured | goal | |\n|---|---|---|---|")
     for name, value, goal, ok in targets(results):
         add(f"| {name} | {value} | {goal} | {'pass' if ok else '**missed**'} |")
+    add("\nRetired: callout throughput as a goal (now the guard above), the drain rate per worker "
+        "process (ilert takes 50 events a minute per key) and 300 B per tracked ticket (the budget is "
+        "2 KB). The time-to-page targets are measured in section 6 with the simulators at realistic "
+        "speeds. Where a target is missed, the findings at the end of this page say why, with "
+        "measurements, and how loaded the machine was.\n")
+    if page_plot:
+        add(f"![Time from callout to ilert, burst with an ilert outage]({page_plot})\n")
     add(f"\nFor scale: in the same rounds, an endpoint that makes only the one Redis round trip and "
         f"nothing of the bridge reaches {s['floor_ratio']:.2f} of the bare ceiling through redis-py "
         f"and {s['floor_socket_ratio']:.2f} through a plain socket (section 1).\n")
@@ -287,8 +367,23 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"**{_num(fs['always'])}/s** (p99 {_ms(fs['p99_ms']['always'])}), `everysec` "
         f"**{_num(fs['everysec'])}/s** (p99 {_ms(fs['p99_ms']['everysec'])}): "
         f"always/everysec = **{fs['ratio']:.2f}**.\n")
+    add(page_markdown(results["time_to_page"]))
     if FINDINGS.exists():
         add(FINDINGS.read_text(encoding="utf-8").strip() + "\n")
+    return "\n".join(out)
+
+
+def page_markdown(page: dict[str, Any]) -> str:
+    out = ["## 6. Time to page\n",
+           "One worker process (4 threads), the ilert simulator answering in about "
+           "80 ms and the Autotask simulator in about 150 ms (the bridge keeps to Autotask's three "
+           "concurrent requests itself); from each callout's answer to the ALERT accepted by the ilert "
+           "simulator. The burst scenarios run against a deployment with an ilert budget of "
+           f"{page['burst']['limit']} events per {page['burst']['window_s']:.0f} s window, which the "
+           "simulator enforces with 429.\n",
+           "| scenario | figure |\n|---|---|"]
+    out += [f"| {label} | {value} |" for label, value in page_figures(page)]
+    out.append("")
     return "\n".join(out)
 
 
@@ -335,7 +430,9 @@ def revive(saved: dict[str, Any]) -> dict[str, Any]:
 def write(results: dict[str, Any], doc: Path, png: Path) -> None:
     plotted = plot(results, png)
     name = os.path.relpath(png, doc.parent) if plotted else None
+    page_png = png.with_name("performance-time-to-page.png")
+    page_name = os.path.relpath(page_png, doc.parent) if plot_time_to_page(results, page_png) else None
     if not plotted:
         print("plot skipped: matplotlib is not installed", file=sys.stderr)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(markdown(results, name), encoding="utf-8")
+    doc.write_text(markdown(results, name, page_name), encoding="utf-8")

@@ -1,13 +1,12 @@
 """The per-ticket audit trail: fixed 8-byte records inside the ticket's own hash.
 
-Why binary: Redis keeps a small hash in its compact encoding (listpack) only
-while every value is at most ``hash-max-listpack-value`` bytes, 64 by default.
-A textual trail outgrows that after one or two records and the ticket then
-costs about three times as much memory. Eight 8-byte records are exactly 64
-bytes, which covers a whole alert lifecycle (three callouts, three deliveries,
-two more to spare) at about 250 bytes per ticket. What the records cannot hold
-(status labels, who acted in ilert, error texts) is in the structured log
-line of the same event.
+Why binary: the records stay small and fixed, eight of them (64 bytes) cover a
+whole alert lifecycle (three callouts, three deliveries, two more to spare).
+What a record cannot hold in four bytes (the status label of a callout, who
+accepted or resolved in ilert, why a delivery failed) is its line of words in
+a second field, ``w``, one line per record in the same order, each at most
+:data:`WORDS_BYTES` bytes, so that a full trail stays well within the budget of
+2 KB per tracked ticket (a test measures it with Redis' ``MEMORY USAGE``).
 
 A record is ``>I`` unix seconds, then four bytes: a kind letter and three
 details whose meaning depends on the kind (see :func:`describe`). The trail is
@@ -28,6 +27,8 @@ from .lifecycle import Action, State, StatusClass, SyncAction
 RECORD_BYTES = 8
 #: Records that still fit Redis' default ``hash-max-listpack-value`` of 64 bytes.
 COMPACT_ENTRIES = 64 // RECORD_BYTES
+#: The most bytes of words kept per record (cut on a character boundary).
+WORDS_BYTES = 120
 
 _TIME = struct.Struct(">I")
 
@@ -65,17 +66,32 @@ class Entry(NamedTuple):
     action: str
     detail1: int | str = 0
     detail2: int | str = 0
+    words: str = ""  # what the four bytes cannot say, read back after them
 
     @classmethod
-    def transition(cls, kind: str, action: str, old: State, new: State) -> Entry:
-        return cls(kind, action, old.value[0], new.value[0])
+    def transition(cls, kind: str, action: str, old: State, new: State, by: str = "") -> Entry:
+        """A state change; ``by``: who acted in ilert (a webhook)."""
+        return cls(kind, action, old.value[0], new.value[0], f"by {by}" if by else "")
 
     @classmethod
     def delivery(
-        cls, kind: str, event: Mapping[str, Any], tries: int = 0, http_status: int | None = None
+        cls, kind: str, event: Mapping[str, Any], tries: int = 0, http_status: int | None = None,
+        reason: str = "",
     ) -> Entry:
-        """A delivery outcome: which event, which try, and the HTTP status if there was one."""
-        return cls(kind, str(event.get("action", "")), min(tries, 255), _status_byte(http_status))
+        """A delivery outcome: which event, which try, the HTTP status if there was one, and
+        why it failed (``reason``), or for a ticket write, who acted and the status set."""
+        words = reason
+        if not words and event.get("target") == "ticket" and kind in (DELIVERED, DEAD):
+            label = event.get("status_label")
+            by = event.get("by")
+            words = "; ".join(part for part in (
+                f"by {by}" if by else "", f'status "{label}"' if label else "") if part)
+        return cls(kind, str(event.get("action", "")), min(tries, 255), _status_byte(http_status),
+                   words)
+
+    def line(self) -> str:
+        """The record's words as one stored line: no line breaks, at most WORDS_BYTES."""
+        return _line(self.words)
 
     def pack(self, now_s: int) -> bytes:
         code = ACTION_CODES.get(self.action, "?")
@@ -86,6 +102,17 @@ class Entry(NamedTuple):
 def callout_prefix(now_s: int, status_class: StatusClass) -> bytes:
     """The part of a callout's record known before the script runs: time and status class."""
     return _TIME.pack(now_s & 0xFFFFFFFF) + status_class.value[:1].encode()
+
+
+def callout_words(label: str) -> str:
+    """The words of a callout's record: the status label as Autotask sent it."""
+    return _line(f'status "{label}"') if label else ""
+
+
+def _line(words: str) -> str:
+    flat = " ".join(words.split())
+    cut = flat.encode()[:WORDS_BYTES].decode("utf-8", "ignore")
+    return cut
 
 
 def _byte(value: int | str) -> int:
@@ -106,12 +133,17 @@ def _status_text(code: int) -> str:
     return f"http {status_class + 1}{'xx' if rest == 50 else f'{rest:02d}'}"
 
 
-def decode(raw: bytes) -> list[tuple[int, str]]:
-    """The trail as (unix seconds, what happened), newest first; bytes that make no record are skipped."""
+def decode(raw: bytes, words: str | None = None) -> list[tuple[int, str]]:
+    """The trail as (unix seconds, what happened), newest first; bytes that make no record are
+    skipped. ``words``: the trail's lines (field ``w``), one per record, newest first."""
+    lines = words.split("\n") if words else []
     records = []
-    for at in range(0, len(raw) - RECORD_BYTES + 1, RECORD_BYTES):
+    for index, at in enumerate(range(0, len(raw) - RECORD_BYTES + 1, RECORD_BYTES)):
         (stamp,) = _TIME.unpack_from(raw, at)
-        records.append((stamp, describe(raw[at + 4:at + RECORD_BYTES])))
+        text = describe(raw[at + 4:at + RECORD_BYTES])
+        if index < len(lines) and lines[index]:
+            text = f"{text}; {lines[index]}"
+        records.append((stamp, text))
     return records
 
 

@@ -70,6 +70,7 @@ def handle_callout(
         last_activity_us,
         settings.resolved_retention_ms,
         settings.clock_skew_ms,
+        label=callout.status,  # the audit record's words
     )
     return CalloutAnswer(callout.ticket_id, outcome.action, outcome.state, outcome.previous)
 

@@ -159,9 +159,10 @@ OPTIONS: tuple[Option, ...] = (
            "reached."),
     Option("AUDIT_ENTRIES", 8, int,
            "Records kept in each ticket's audit trail (callouts, webhooks, deliveries, retries, dead "
-           "letters), newest first, inside the ticket's own Redis key, 8 bytes each. Up to 8 keep the "
-           "ticket in Redis' compact hash encoding (`hash-max-listpack-value` 64); more cost about 180 "
-           "bytes per ticket unless that Redis setting is raised. `0` keeps none.",
+           "letters), newest first, inside the ticket's own Redis key: 8 bytes each, and a line of "
+           "words of at most 120 bytes (the status label, who acted in ilert, why a delivery failed). "
+           "With the default a full trail keeps a ticket within 2 KB of Redis memory; each entry "
+           "more costs up to about 130 bytes. `0` keeps none.",
            check=Between(0, 100)),
     Option("AUDIT_REJECT_HOURS", 24.0, float,
            "How long the audit trail of a rejected ticket (one that has no alert) is kept, and its "
@@ -196,6 +197,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ENRICH_ATTEMPTS", 3, int,
            "Attempts to read a ticket from Autotask before the alert is sent with the callout's data only.",
            check=AtLeast(1)),
+    Option("ENRICH_DEADLINE_SECONDS", 3.0, float,
+           "The longest an alert waits on Autotask, counted from when a worker first takes its event "
+           "up: waits for an Autotask request place, the ticket read (its read timeout is cut to the "
+           "time left) and retries of it. After that the alert is sent with the callout's data only, "
+           "as after `ENRICH_ATTEMPTS` failed reads.",
+           check=Between(0, 3600, low_exclusive=True), field="enrich_deadline_ms", convert=_ms(1000)),
     Option("HTTP_CONNECT_TIMEOUT", 3.05, float, "Connect timeout of requests to ilert and Autotask, in "
            "seconds."),
     Option("HTTP_READ_TIMEOUT", 10.0, float, "Read timeout of requests to ilert and Autotask, in seconds."),
@@ -589,6 +596,7 @@ class Settings:
     retry_base_seconds: float
     retry_cap_seconds: float
     enrich_attempts: int
+    enrich_deadline_ms: int
     http_connect_timeout: float
     http_read_timeout: float
     autotask_zone_lookup_url: str

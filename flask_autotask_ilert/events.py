@@ -40,6 +40,7 @@ class QueuedEvent(_Queued, total=False):
     alert_key: str  # all: the key of the alert it is about, generation included (callout.lua, sync.py)
     slot: int  # ilert: the send slot reserved under the key's rate limit (ms); dropped on a retry
     enrich_attempts: int  # ilert: failed reads of the ticket from Autotask so far
+    taken_at: int  # when a worker first took it up (ms); ENRICH_DEADLINE_SECONDS counts from here
     status_label: str | None  # ticket: the status to set, or None for a note only
     note_title: str  # ticket: the title of the note to add
     note_text: str  # ticket: the text of the note to add
@@ -116,6 +117,7 @@ def replayed(event: QueuedEvent, now_ms: int) -> QueuedEvent:
     fresh.pop("slot", None)
     fresh.pop("body", None)
     fresh.pop("enrich_attempts", None)
+    fresh.pop("taken_at", None)
     fresh["attempts"] = 0
     fresh["queued_at"] = now_ms
     fresh["replays"] = int(event.get("replays", 0)) + 1

@@ -20,7 +20,11 @@ Layout (every key under the configured prefix):
 ``ready``                   sorted set "<source>:<ticket>" -> when it may be worked
 ``leases``                  hash "<source>:<ticket>" -> token of the worker on it
 ``dead``                    list of dead-letter records (JSON)
-``pace:<digest>``           send-slot log of one ilert integration key
+``pace:<digest>``           send-slot log of one ilert integration key (granted slots)
+``wait:<digest>``           heads waiting for a send slot, ranked by urgency (pace.lua)
+``back:<digest>``           when each waiting head is due back (pace.lua drops the no-shows)
+``brk:<destination>``       a failing destination's breaker: next probe, probe lease (breaker.lua)
+``held:<destination>``      ticket queues waiting on that breaker, woken by its first success
 ``busy:<digest>:<endpoint>`` holders of Autotask request places (semaphore)
 ``usage:<digest>``          last reading of the Autotask tenant's hourly API usage
 ``heartbeats``              sorted set "<host>:<pid>:<id>" -> last heartbeat of a worker (ms)
@@ -45,14 +49,14 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from .alerts import alert_key
-from .audit import COMPACT_ENTRIES, Entry, callout_prefix, decode
+from .audit import COMPACT_ENTRIES, Entry, callout_prefix, callout_words, decode
 from .errors import StoreUnavailable
 from .events import DeadLetter, QueuedEvent
 from .lifecycle import Action, State, StatusClass, Transition
 
 _SCRIPTS = (
     "callout", "claim", "finish", "pace", "transition", "semaphore", "heads", "replay", "summary",
-    "route",
+    "route", "breaker",
 )
 #: Scripts that write a ticket's audit trail get the shared helper prepended.
 _WITH_AUDIT = frozenset({"callout", "finish", "transition", "replay"})
@@ -95,6 +99,18 @@ class Keys:
 
     def pace(self, digest: str) -> str:
         return f"{self.prefix}pace:{digest}"
+
+    def waiting(self, digest: str) -> str:
+        return f"{self.prefix}wait:{digest}"
+
+    def due_back(self, digest: str) -> str:
+        return f"{self.prefix}back:{digest}"
+
+    def breaker(self, destination: str) -> str:
+        return f"{self.prefix}brk:{destination}"
+
+    def held(self, destination: str) -> str:
+        return f"{self.prefix}held:{destination}"
 
     def busy(self, name: str) -> str:
         return f"{self.prefix}busy:{name}"
@@ -255,6 +271,7 @@ class Store:
         last_activity_us: int | None,
         retention_ms: int,
         clock_skew_ms: int | None = None,
+        label: str = "",
     ) -> CalloutOutcome:
         """Evaluate the column against the stored state and queue its event: one round trip.
 
@@ -281,6 +298,7 @@ class Store:
             self.reject_audit_ms,
             limit,
             alert_key(ticket),
+            callout_words(label) if self.audit_entries else "",
         ]
         keys = [self.keys.mapping(source, ticket), self.keys.queue(source, ticket), self.keys.ready,
                 self.keys.wake]
@@ -291,6 +309,10 @@ class Store:
     def _audit_record(self, entry: Entry | None) -> bytes | str:
         """The stamped record for a script ("" when there is none or the trail is off)."""
         return entry.pack(self.now_ms() // 1000) if entry is not None and self.audit_entries else ""
+
+    def _audit_words(self, entry: Entry | None) -> str:
+        """The record's line of words for a script ("" when there are none)."""
+        return entry.line() if entry is not None and self.audit_entries else ""
 
     def mapping(self, source: str, ticket: int) -> TicketMapping | None:
         key = self.keys.mapping(source, ticket)
@@ -324,6 +346,7 @@ class Store:
             "" if retention_ms is None else retention_ms,
             self._audit_record(audit_entry),
             self.audit_entries,
+            self._audit_words(audit_entry),
         ]
         with self._guard():
             return bool(self._script("transition")(keys=keys, args=args))
@@ -344,10 +367,11 @@ class Store:
     def audit(self, source: str, ticket: int) -> list[tuple[int, str]]:
         """The ticket's audit trail, newest first: (unix seconds, what happened)."""
         with self._guard():
-            raw = self.client.hget(self.keys.mapping(source, ticket), "a")
+            raw, words = self.client.hmget(self.keys.mapping(source, ticket), ["a", "w"])
         if raw is None:
             return []
-        return decode(raw if isinstance(raw, bytes) else raw.encode("latin-1"))
+        return decode(raw if isinstance(raw, bytes) else raw.encode("latin-1"),
+                      None if words is None else _text(words))
 
     def count(self, counter: str, amount: int = 1) -> None:
         with self._guard():
@@ -447,18 +471,74 @@ class Store:
                     payload,
                     self._audit_record(audit_entry),
                     self.audit_entries,
+                    self._audit_words(audit_entry),
                 ],
             )
         return bool(owned)
 
-    def reserve_send_slot(self, digest: str, limit: int, window_ms: int, reservation: str) -> int:
-        """The time (ms) at which one more event may go to that integration key."""
+    def pace(
+        self, digest: str, limit: int, window_ms: int, head: str, rank: int, late_ms: int,
+        grace_ms: int = 10_000,
+    ) -> tuple[bool, int]:
+        """May ``head`` be sent to that integration key now? (True, the granted slot) or
+        (False, when to ask again).
+
+        The next free slot goes to the most urgent waiting head (lowest ``rank``),
+        whoever asks first; see lua/pace.lua.
+        """
         with self._guard():
-            slot = self._script("pace")(
-                keys=[self.keys.pace(digest)],
-                args=[self.now_ms(), limit, window_ms, reservation],
+            granted, at = self._script("pace")(
+                keys=[self.keys.pace(digest), self.keys.waiting(digest), self.keys.due_back(digest)],
+                args=[self.now_ms(), limit, window_ms, head, rank, late_ms, grace_ms],
             )
-        return int(slot)
+        return bool(granted), int(at)
+
+    def _breaker(
+        self, destination: str, op: str, member: str, token: str, arg: int, urgency: int = 0,
+        opens_after: int = 1,
+    ) -> tuple[str, int]:
+        with self._guard():
+            outcome, value = self._script("breaker")(
+                keys=[self.keys.breaker(destination), self.keys.held(destination), self.keys.ready,
+                      self.keys.leases],
+                args=[op, self.now_ms(), member, token, arg, urgency, opens_after],
+            )
+        return _text(outcome), int(value)
+
+    def breaker_check(
+        self, destination: str, member: str, token: str, probe_lease_ms: int, urgency: int = 0
+    ) -> tuple[str, int]:
+        """("closed", 0): send; ("closed", 1): send, and on success reset the failures counted;
+        ("probe", 0): send as the one probe of a failing destination;
+        ("hold", at): the destination is failing, wait until ``at`` (ms) or its first success.
+        ``urgency`` (0 most urgent, up to 2): held queues are woken most urgent first."""
+        return self._breaker(destination, "check", member, token, probe_lease_ms, urgency)
+
+    def breaker_failed(
+        self, destination: str, member: str, token: str, next_probe_ms: int, urgency: int = 0,
+        opens_after: int = 1,
+    ) -> bool:
+        """The destination failed; after ``opens_after`` failures in a row the breaker is open
+        (True): no probe before ``next_probe_ms``, and ``member`` waits on it."""
+        return self._breaker(destination, "fail", member, token, next_probe_ms, urgency,
+                             opens_after)[1] == 1
+
+    def breaker_settle(self, destination: str, member: str) -> bool:
+        """After ``member`` was put off as held: if the breaker closed meanwhile, make it due now."""
+        return bool(self._breaker(destination, "settle", member, "", 0)[1])
+
+    def breaker_release(self, destination: str, token: str) -> None:
+        """A probe that was not sent after all (paced): another event may probe."""
+        self._breaker(destination, "release", "", token, 0)
+
+    def breaker_open(self, destination: str) -> bool:
+        """Whether that destination is failing (its events wait on one probe)."""
+        with self._guard():
+            return bool(self.client.exists(self.keys.breaker(destination)))
+
+    def breaker_succeeded(self, destination: str) -> int:
+        """The destination answers: close its breaker, make every held queue due now; how many."""
+        return self._breaker(destination, "ok", "", "", 0)[1]
 
     def try_acquire(self, name: str, limit: int, hold_ms: int, token: str) -> bool:
         """Take one of ``limit`` shared places for at most ``hold_ms``; False if none is free."""
@@ -637,7 +717,8 @@ class Store:
                 args=[record, _dumps(event), member(source, ticket), self.now_ms(),
                       "|".join(s.value for s in states),
                       self._audit_record(audit_entry),
-                      self.audit_entries],
+                      self.audit_entries,
+                      self._audit_words(audit_entry)],
             ))
 
     def forget(self, source: str, ticket: int) -> bool:

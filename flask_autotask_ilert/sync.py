@@ -121,7 +121,8 @@ def handle_webhook(
         )
         new = replace(mapping, state=change.new_state)
         retention = settings.resolved_retention_ms if change.new_state is State.RESOLVED else None
-        entry = Entry.transition(WEBHOOK, change.action.value, mapping.state, change.new_state)
+        entry = Entry.transition(WEBHOOK, change.action.value, mapping.state, change.new_state,
+                                 by=webhook.who)
         if store.compare_and_set(
             source.name, ticket, mapping, new, dumps_event(event), retention, audit_entry=entry
         ):

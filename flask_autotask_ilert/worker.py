@@ -55,6 +55,26 @@ PLACE_PAUSES = (0.005, 0.01, 0.02)
 HEARTBEAT_SECONDS = 5.0
 #: Heartbeats of workers silent this long are dropped (long enough to tell "stopped an hour ago").
 HEARTBEAT_KEEP_MS = 86_400_000
+#: While a destination (ilert, an Autotask integration code) fails, one probe at most this often
+#: (seconds): after an outage of any length the held events go out within about this long
+#: (plus a poll interval and the sends themselves, so a little under the 5 s promised).
+PROBE_SECONDS = 4.0
+#: Failures of ilert in a row that open its breaker: one failure in a flaky network is retried
+#: on its own; a run of them means ilert is down, and its events wait on one probe.
+ILERT_FAILURES_TO_OPEN = 3
+#: Pacing ranks: which waiting head gets the next send slot (lower first); see _urgency.
+URGENT_ALERT, ALERT, FOLLOW_UP = 0, 1, 2
+_RANK_SPAN = 10**13  # above any queued_at in ms for centuries: rank * span + queued_at orders both
+
+
+def _urgency(event: QueuedEvent, body: dict[str, Any]) -> int:
+    """The pacing rank of a head: HIGH alerts, then LOW alerts, then accepts and resolves,
+    each oldest first."""
+    if body.get("eventType") == "ALERT":
+        kind = ALERT if body.get("priority") == "LOW" else URGENT_ALERT
+    else:
+        kind = FOLLOW_UP
+    return kind * _RANK_SPAN + int(event.get("queued_at", 0))
 
 
 def _pace_window_ms(window: float, poll: float) -> int:
@@ -182,9 +202,62 @@ class Worker:
         """Claim a batch of due ticket queues and settle each head; returns how many."""
         token = token or uuid.uuid4().hex
         claims = self.store.claim(token, self.settings.worker_lease_ms, CLAIM_BATCH)
-        for claim in claims:
-            self.process(claim)
+        self._local.claimed_at = self.store.now_ms()
+        for claim in claims:  # taken up now: a batch read of the tickets counts against the deadline
+            if claim.head is not None and "taken_at" not in claim.head:
+                claim.head["taken_at"] = self._local.claimed_at
+        self._local.tickets = self._read_new_tickets(claims, token)
+        try:
+            for claim in claims:
+                self.process(claim)
+        finally:
+            self._local.tickets = {}
         return len(claims)
+
+    def _read_new_tickets(self, claims: list[Claim], token: str) -> dict[tuple[str, int], Any]:
+        """The tickets of the new alerts in a claim batch, one Autotask query per source.
+
+        In a burst this spares the tenant's shared hourly API budget (a query per
+        batch instead of a read per alert); a lone new ticket is read on its own
+        by _ticket_facts, as is anything this cannot read (busy places, a failing
+        Autotask, the deadline). Found tickets map to their fields, missing ones to None.
+        """
+        wanted: dict[str, list[QueuedEvent]] = {}
+        for claim in claims:
+            head = claim.head
+            if (head is not None and head.get("target") == ILERT and "body" not in head
+                    and head.get("action") == Action.CREATE.value):
+                wanted.setdefault(str(head.get("source", "")), []).append(head)
+        out: dict[tuple[str, int], Any] = {}
+        for name, heads in wanted.items():
+            source = self.settings.sources.get(name)
+            client = self.bridge.autotask(source) if source is not None and len(heads) > 1 else None
+            if client is None or self.store.breaker_open(client.integration_code_digest):
+                continue
+            now = self.store.now_ms()
+            left_ms = min(self._enrich_by(h) if "taken_at" in h else now + self.settings.enrich_deadline_ms
+                          for h in heads) - now
+            if left_ms <= 0:
+                continue
+            connect, read = self.settings.http_timeout
+            ids = [int(h["ticket"]) for h in heads]
+            try:
+                with self._autotask_place(client, "Tickets"):
+                    found = client.get_tickets_by_id(
+                        ids, timeout=(min(connect, left_ms / 1000), min(read, left_ms / 1000)))
+            except _Deferred as busy:
+                # Every place taken: the batch waits as one, so that it is due, claimed and read
+                # together again, rather than each ticket on its own at a random moment.
+                out.update({(name, ticket): busy for ticket in ids})
+                continue
+            except AutotaskError as exc:
+                if exc.retryable:
+                    self.store.breaker_failed(client.integration_code_digest, "", token,
+                                              self.store.now_ms() + int(PROBE_SECONDS * 1000))
+                logger.info("Autotask: reading %d new tickets at once failed (%s)", len(ids), exc)
+                continue
+            out.update({(name, ticket): found.get(ticket) for ticket in ids})
+        return out
 
     def drain(self, timeout: float = 30.0) -> int:
         """Work in this thread until nothing is due (for the CLI's --burst, tests, demo)."""
@@ -204,7 +277,15 @@ class Worker:
         if claim.head is None:
             self.store.hand_back(claim)
             return "empty"
+        claimed_at = getattr(self._local, "claimed_at", None)
+        if claimed_at is not None and self.store.now_ms() - claimed_at > self.settings.worker_lease_ms // 2:
+            # The batch took long (a slow Autotask, a busy machine): this lease may run out
+            # while the head is being sent, and another worker send it too. Hand it back unsent.
+            self.store.put_off(claim, claim.head, self.store.now_ms())
+            return "late"
         event = claim.head.copy()
+        if "taken_at" not in event:  # ENRICH_DEADLINE_SECONDS counts from here, across put-offs
+            event["taken_at"] = self.store.now_ms()
         source = self.settings.sources.get(event.get("source", ""))
         if source is None:
             return self._dead(claim, event, None, "no such alert source in the configuration")
@@ -217,6 +298,8 @@ class Worker:
             return deliver(claim, source, event)
         except _Deferred as deferred:
             self.store.put_off(claim, event, self.store.now_ms() + int(deferred.seconds * 1000))
+            if deferred.held_by is not None:
+                self.store.breaker_settle(deferred.held_by, claim.member)
             self._report(event, "deferred", deferred.level, attempt=None,
                          next_in_s=deferred.seconds, reason=deferred.reason)
             return "deferred"
@@ -227,9 +310,9 @@ class Worker:
         if body is None:
             ticket = int(event["ticket"])
             if event["action"] == Action.CREATE.value:
-                found = self._ticket_facts(source, event)
+                found = self._ticket_facts(claim, source, event)
                 if isinstance(found, str):
-                    return self._retry(claim, event, found, None)
+                    return self._retry(claim, event, found, None, not_after_ms=self._enrich_by(event))
                 alert = self._compose(source, event, found)
                 body, key = alert.body, alert.integration_key
                 self.store.keep_summary(source.name, ticket, kept_summary(body["summary"]))
@@ -240,37 +323,83 @@ class Worker:
         if key is None:
             key = self._routed_key(source, event)
 
+        # A failing ilert: wait on its breaker, unless this event is the one probe.
+        destination = secret_digest(f"{source.ilert_api_url}|{key}")
+        urgency = _urgency(event, body) // _RANK_SPAN
+        gate, back = self.store.breaker_check(destination, claim.member, claim.token,
+                                              self._probe_lease_ms, urgency)
+        if gate == "hold":
+            self.store.put_off(claim, event, back)
+            self.store.breaker_settle(destination, claim.member)
+            self._report(event, "deferred", logging.DEBUG, attempt=None,
+                         next_in_s=(back - self.store.now_ms()) / 1000, reason="ilert failing: held")
+            return "held"
+        probing = gate == "probe" or (gate == "closed" and back == 1)  # a success must report back
+
         if source.ilert_rate_limit and "slot" not in event:
-            slot = self.store.reserve_send_slot(
+            window_ms = _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds)
+            granted, at = self.store.pace(
                 secret_digest(key),
                 source.ilert_rate_limit,
-                _pace_window_ms(source.ilert_rate_window, self.settings.worker_poll_seconds),
+                window_ms,
                 event["id"],
+                _urgency(event, body),
+                window_ms - int(1000 * source.ilert_rate_window),
             )
-            event["slot"] = slot
-            if slot > self.store.now_ms():
-                self.store.put_off(claim, event, slot)
+            if not granted:
+                if gate == "probe":
+                    self.store.breaker_release(destination, claim.token)
+                self.store.put_off(claim, event, at)
                 self._report(event, "paced", logging.DEBUG, attempt=None,
-                             next_in_s=(slot - self.store.now_ms()) / 1000)
+                             next_in_s=(at - self.store.now_ms()) / 1000)
                 return "paced"
+            event["slot"] = at
 
         result = self.bridge.ilert(source).send_event({**body, "integrationKey": key})
         if result.status == 429:
             metrics.count_ilert_rate_limited(source.name)
         if result.verdict in (Verdict.DELIVERED, Verdict.ALREADY_DONE):
+            if probing:
+                self.store.breaker_succeeded(destination)
             return self._delivered(claim, event, verdict=result.verdict.value, status=result.status)
         if result.verdict is Verdict.RETRY:
+            # The destination fails (network, timeout, 5xx, 429): everything for it waits on
+            # one probe, the first due after PROBE_SECONDS (or ilert's Retry-After).
+            wait = max(PROBE_SECONDS, min(result.retry_after or 0.0, self.settings.retry_cap_seconds))
+            next_probe = self.store.now_ms() + int(wait * 1000)
+            opened = self.store.breaker_failed(destination, claim.member, claim.token, next_probe,
+                                               urgency, opens_after=ILERT_FAILURES_TO_OPEN)
             event.pop("slot", None)
-            return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
+            if not opened:
+                return self._retry(claim, event, result.reason, result.retry_after, status=result.status)
+            return self._retry(claim, event, result.reason, None, status=result.status, at_ms=next_probe)
+        if probing:  # ilert answered, if not to this event's liking: the destination is back
+            self.store.breaker_succeeded(destination)
         return self._dead(claim, event, result.status, result.reason)
+
+    @property
+    def _probe_lease_ms(self) -> int:
+        """How long a probe may take before another event may probe: one request and a second."""
+        return int((sum(self.settings.http_timeout) + 1) * 1000)
+
+    def _enrich_by(self, event: QueuedEvent) -> int:
+        """When the alert stops waiting on Autotask (ms): ENRICH_DEADLINE_SECONDS after taken up."""
+        return int(event.get("taken_at", self.store.now_ms())) + self.settings.enrich_deadline_ms
 
     def _deliver_ticket(self, claim: Claim, source: SourceConfig, event: QueuedEvent) -> str:
         """Write an alert's new status back to its ticket (bidirectional sync)."""
         if source.sync is None:
             return self._dead(claim, event, None, "bidirectional sync is off for this source")
         updater, client = self.bridge.ticket_updater(source)
+        probing = False
         if client is not None:
             self._wait_for_budget(client)
+            gate, back = self.store.breaker_check(
+                client.integration_code_digest, claim.member, claim.token, self._probe_lease_ms)
+            if gate == "hold":  # Autotask is failing: wait for its probe, not a backoff of our own
+                raise _Deferred(max(0.0, (back - self.store.now_ms()) / 1000), "autotask failing: held",
+                                held_by=client.integration_code_digest)
+            probing = gate == "probe"
         ticket = int(event["ticket"])
         status_pending = bool(event.get("status_label")) and STATUS_STEP not in event.get("done", [])
         if status_pending:
@@ -309,13 +438,25 @@ class Worker:
                 updater(update)
         except (AutotaskError, TicketUpdateError) as exc:
             if exc.retryable:
-                return self._retry(claim, event, str(exc), getattr(exc, "retry_after", None))
+                next_probe = None
+                if client is not None:
+                    wait = max(PROBE_SECONDS, min(getattr(exc, "retry_after", None) or 0.0,
+                                                  self.settings.retry_cap_seconds))
+                    next_probe = self.store.now_ms() + int(wait * 1000)
+                    self.store.breaker_failed(client.integration_code_digest, claim.member,
+                                              claim.token, next_probe)
+                return self._retry(claim, event, str(exc), getattr(exc, "retry_after", None),
+                                   at_ms=next_probe)
             return self._dead(claim, event, getattr(exc, "status", None), str(exc))
         except _Deferred:
+            if probing and client is not None:
+                self.store.breaker_release(client.integration_code_digest, claim.token)
             raise
         except Exception as exc:  # a host app's updater: retry, and say where it failed
             logger.exception("ticket updater of source %s failed", source.name)
             return self._retry(claim, event, f"ticket updater raised {type(exc).__name__}", None)
+        if probing and client is not None:
+            self.store.breaker_succeeded(client.integration_code_digest)
         signals.send(
             signals.ticket_updated,
             self.bridge.sender,
@@ -422,31 +563,56 @@ class Worker:
                 logging.WARNING,
             )
 
-    def _ticket_facts(self, source: SourceConfig, event: QueuedEvent) -> TicketFacts | str:
+    def _ticket_facts(
+        self, claim: Claim, source: SourceConfig, event: QueuedEvent
+    ) -> TicketFacts | str:
         """The ticket as Autotask has it, or why not yet (the event is tried again later).
 
-        After ENRICH_ATTEMPTS failed reads the alert goes out with the callout's
-        data: paging never waits on Autotask's health.
+        Paging never waits on Autotask's health: after ENRICH_ATTEMPTS failed reads,
+        or ENRICH_DEADLINE_SECONDS after the event was first taken up (waits for a
+        request place and a failing Autotask's breaker included), the alert goes
+        out with the callout's data.
         """
         client = self.bridge.autotask(source)
         if client is None:
             return TicketFacts()
+        read_with_others: dict[tuple[str, int], Any] = getattr(self._local, "tickets", {})
+        left_ms = self._enrich_by(event) - self.store.now_ms()
+        read = read_with_others.get((source.name, int(event["ticket"])), _UNREAD)
+        if isinstance(read, _Deferred) and left_ms > 0:
+            raise _Deferred(min(read.seconds, left_ms / 1000), read.reason, read.level)
+        if read is not _UNREAD and not isinstance(read, _Deferred):
+            try:
+                return self._facts(client, event, read)
+            except AutotaskError:
+                pass  # the picklists: read below, with the usual retries and deadline
+        if left_ms <= 0:
+            logger.warning("ticket %s: no answer from Autotask within ENRICH_DEADLINE_SECONDS; "
+                           "paging with the callout's data", event["ticket"])
+            return TicketFacts()
+        destination = client.integration_code_digest
+        gate, back = self.store.breaker_check(destination, claim.member, claim.token, self._probe_lease_ms)
+        if gate == "hold":  # until its probe succeeds, or the deadline
+            raise _Deferred(min(back - self.store.now_ms(), left_ms) / 1000, "autotask failing: held",
+                            held_by=destination)
+        probing = gate == "probe"
+        connect, read = self.settings.http_timeout
+        timeout = (min(connect, left_ms / 1000), min(read, left_ms / 1000))
         try:
-            with self._autotask_place(client, "Tickets"):
-                ticket = client.get_ticket(int(event["ticket"]))
-            if ticket is None:
-                logger.warning("ticket %s not found in Autotask; paging with the callout's data",
-                               event["ticket"])
-                return TicketFacts()
-            priorities = client.picklist("Tickets", "priority")
-            queues = client.picklist("Tickets", "queueID")
-            return TicketFacts(
-                ticket=ticket,
-                priority_label=priorities.get(str(ticket.get("priority"))),
-                queue_label=queues.get(str(ticket.get("queueID"))),
-                url=client.ticket_url(int(event["ticket"])),
-            )
+            try:
+                with self._autotask_place(client, "Tickets"):
+                    ticket = client.get_ticket(int(event["ticket"]), timeout=timeout)
+            except _Deferred as busy:  # every place taken: look again soon, never past the deadline
+                if probing:
+                    self.store.breaker_release(destination, claim.token)
+                raise _Deferred(min(busy.seconds, left_ms / 1000), busy.reason, busy.level) from None
+            if probing:
+                self.store.breaker_succeeded(destination)
+            return self._facts(client, event, ticket)
         except AutotaskError as exc:
+            if exc.retryable:
+                self.store.breaker_failed(destination, claim.member, claim.token,
+                                          self.store.now_ms() + int(PROBE_SECONDS * 1000))
             tries = int(event.get("enrich_attempts", 0)) + 1
             event["enrich_attempts"] = tries
             if exc.retryable and tries < self.settings.enrich_attempts:
@@ -493,10 +659,29 @@ class Worker:
             return source.ilert_integration_key
         return key
 
+    def _facts(
+        self, client: AutotaskClient, event: QueuedEvent, ticket: dict[str, Any] | None
+    ) -> TicketFacts:
+        """What the alert says about the ticket read (picklists cached by the client)."""
+        if ticket is None:
+            logger.warning("ticket %s not found in Autotask; paging with the callout's data",
+                           event["ticket"])
+            return TicketFacts()
+        priorities = client.picklist("Tickets", "priority")
+        queues = client.picklist("Tickets", "queueID")
+        return TicketFacts(
+            ticket=ticket,
+            priority_label=priorities.get(str(ticket.get("priority"))),
+            queue_label=queues.get(str(ticket.get("queueID"))),
+            url=client.ticket_url(int(event["ticket"])),
+        )
+
     def _retry(
         self, claim: Claim, event: QueuedEvent, reason: str, retry_after: float | None,
-        status: int | None = None,
+        status: int | None = None, *, at_ms: int | None = None, not_after_ms: int | None = None,
     ) -> str:
+        """A failed attempt: tried again after a backoff, at ``at_ms`` (a failing destination's
+        next probe) if given, and never later than ``not_after_ms``."""
         attempts = _this_attempt(event)
         event["attempts"] = attempts
         delay = backoff(
@@ -504,10 +689,14 @@ class Worker:
         )
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.settings.retry_cap_seconds))
+        if at_ms is not None:
+            delay = max(0.0, (at_ms - self.store.now_ms()) / 1000)
+        if not_after_ms is not None:
+            delay = max(0.0, min(delay, (not_after_ms - self.store.now_ms()) / 1000))
         self._report(event, "retry", logging.INFO, attempt=attempts, http_status=status,
                      next_in_s=delay, reason=reason)
         self.store.retry_at(claim, event, self.store.now_ms() + int(delay * 1000),
-                            audit.Entry.delivery(audit.FAILED, event, attempts, status))
+                            audit.Entry.delivery(audit.FAILED, event, attempts, status, reason))
         return "retry"
 
     def _dead(self, claim: Claim, event: QueuedEvent, status: int | None, reason: str) -> str:
@@ -515,7 +704,7 @@ class Worker:
         self._report(event, "dead", logging.ERROR, attempt=attempts, http_status=status, reason=reason)
         at = datetime.fromtimestamp(self.clock(), timezone.utc).isoformat()
         self.store.dead_letter(claim, dead_letter(event, status, reason, at),
-                               audit.Entry.delivery(audit.DEAD, event, attempts, status))
+                               audit.Entry.delivery(audit.DEAD, event, attempts, status, reason))
         self._signal(signals.delivery_failed, event, status=status, reason=reason)
         return "dead"
 
@@ -551,6 +740,10 @@ class Worker:
         )
 
 
+#: Not among the tickets read with others of its claim batch.
+_UNREAD = object()
+
+
 class _Deferred(Exception):
     """Not a failure: the event waits ``seconds`` (a busy place, a spent budget).
 
@@ -559,9 +752,12 @@ class _Deferred(Exception):
     """
 
     def __init__(
-        self, seconds: float, reason: str = "autotask busy", level: int = logging.DEBUG
+        self, seconds: float, reason: str = "autotask busy", level: int = logging.DEBUG,
+        held_by: str | None = None,
     ) -> None:
         super().__init__(seconds)
         self.seconds = seconds
         self.reason = reason
         self.level = level
+        #: The destination whose breaker holds the event, if that is why it waits.
+        self.held_by = held_by

@@ -443,7 +443,9 @@ def setup_ticket_retrying(scene: Scene) -> None:
 
 
 def setup_dead_letter(scene: Scene) -> None:
-    """Ticket 7867's alert create was refused by ilert for good."""
+    """Ticket 7867's alert create was refused by ilert for good.
+
+    """
     app = scene.app()
     with _ilert_answers(400, {"code": "BAD_REQUEST", "message": "summary must not be blank"}):
         assert _post(app, 7867, "New") == 202
@@ -453,8 +455,8 @@ def setup_dead_letter(scene: Scene) -> None:
 
 def setup_queue(scene: Scene) -> None:
     """A dead letter, ticket 7865 being retried, ticket 7866 just queued, two live workers."""
-    setup_ticket_retrying(scene)  # first: its clock runs behind, ilert's pacing must not see later sends
-    setup_dead_letter(scene)
+    setup_dead_letter(scene)  # first: once ilert's breaker opens on 7865, no other create is sent
+    setup_ticket_retrying(scene)
     app = scene.app()
     assert _post(app, 7866, "New") == 202
     store = get_bridge(app).store

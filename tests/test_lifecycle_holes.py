@@ -137,7 +137,7 @@ def test_a_complete_before_its_older_new_makes_no_alert(
     assert ilert_bodies(rsps) == [] and store.queued("default", 31) == []
     assert store.mapping("default", 31) is None  # still not tracked
     assert [text for _, text in store.audit("default", 31)] == [
-        "callout NEW: stale NONE>NONE", "callout CLOSED: reject NONE>NONE"]
+        'callout NEW: stale NONE>NONE; status "New"', 'callout CLOSED: reject NONE>NONE; status "Complete"']
 
 
 def test_a_newer_callout_after_a_refused_one_still_pages(

@@ -202,23 +202,108 @@ def test_dead_letter_is_recorded_and_the_queue_moves_on(store: Store) -> None:
     assert nxt.head is not None and nxt.head["action"] == "resolve"
 
 
+def _send_when_due(store: Store, clock: Clock, heads: list[tuple[str, int]], limit: int,
+                   window_ms: int, late_ms: int = 0) -> dict[str, int]:
+    """Every head asks for a slot, and asks again when told to: when each was granted (ms)."""
+    granted: dict[str, int] = {}
+    due = {head: store.now_ms() for head, _rank in heads}
+    ranks = dict(heads)
+    while due:
+        now = min(due.values())
+        clock.now = max(clock.now, now / 1000)
+        for head in [h for h, at in due.items() if at <= store.now_ms()]:
+            ok, at = store.pace("k", limit, window_ms, head, ranks[head], late_ms)
+            if ok:
+                granted[head] = at
+                del due[head]
+            else:
+                assert at > store.now_ms()
+                due[head] = at
+    return granted
+
+
 def test_pacing_spreads_a_burst_over_windows(store: Store, clock: Clock) -> None:
     now = store.now_ms()
-    slots = [store.reserve_send_slot("k", 3, 1_000, f"r{i}") for i in range(7)]
-    assert slots == [now, now, now, now + 1_000, now + 1_000, now + 1_000, now + 2_000]
+    granted = _send_when_due(store, clock, [(f"r{i}", i) for i in range(7)], 3, 1_000)
+    assert sorted(granted.values()) == [now, now, now, now + 1_000, now + 1_000, now + 1_000, now + 2_000]
+    assert [h for h, _ in sorted(granted.items(), key=lambda kv: kv[1])][:3] == ["r0", "r1", "r2"]
     clock.advance(10)
     later = store.now_ms()
-    assert store.reserve_send_slot("k", 3, 1_000, "late") == later
-    assert store.reserve_send_slot("other", 3, 1_000, "x") == later  # per key
+    assert store.pace("k", 3, 1_000, "late", 0, 0) == (True, later)
+    assert store.pace("other", 3, 1_000, "x", 0, 0) == (True, later)  # per key
 
 
 def test_no_window_ever_holds_more_than_the_limit(store: Store, clock: Clock) -> None:
     slots = []
     for i in range(40):
-        slots.append(store.reserve_send_slot("k", 5, 1_000, f"r{i}"))
+        head = f"r{i}"
+        while True:
+            ok, at = store.pace("k", 5, 1_000, head, i, 0)
+            if ok:
+                slots.append(at)
+                break
+            clock.now = max(clock.now + 0.037, at / 1000)
         clock.advance(0.037)
     for start in slots:
         assert sum(1 for s in slots if start <= s < start + 1_000) <= 5
+
+
+def test_the_next_free_slot_goes_to_the_most_urgent_waiting_head(store: Store, clock: Clock) -> None:
+    assert store.pace("k", 2, 1_000, "low-1", 50, 0)[0]
+    assert store.pace("k", 2, 1_000, "low-2", 51, 0)[0]
+    low_ok, low_back = store.pace("k", 2, 1_000, "low-3", 52, 0)  # the window is full: waits
+    urgent_ok, urgent_back = store.pace("k", 2, 1_000, "urgent", 1, 0)  # asks later, ranks first
+    assert not low_ok and not urgent_ok
+    assert urgent_back <= low_back
+    clock.now = low_back / 1000 + 0.5  # both due again; the low one happens to ask first
+    assert store.pace("k", 1, 1_000, "low-3", 52, 0)[0] is False
+    assert store.pace("k", 1, 1_000, "urgent", 1, 0)[0] is True
+    assert store.pace("k", 1, 1_000, "low-3", 52, 0)[0] is False  # the slot went to the urgent one
+
+
+def test_a_waiter_that_never_comes_back_stops_holding_others_up(store: Store, clock: Clock) -> None:
+    assert store.pace("k", 1, 1_000, "first", 5, 0)[0]
+    ok, back = store.pace("k", 1, 1_000, "gone", 0, 0, grace_ms=2_000)  # most urgent, then vanishes
+    assert not ok
+    clock.now = back / 1000
+    assert store.pace("k", 1, 1_000, "later", 9, 0, grace_ms=2_000)[0] is False  # "gone" still ranks first
+    clock.advance(2.5)
+    assert store.pace("k", 1, 1_000, "later", 9, 0, grace_ms=2_000)[0] is True
+
+
+def test_breaker_holds_events_behind_one_probe_at_a_time(store: Store, clock: Clock) -> None:
+    assert store.breaker_check("dest", "s:1", "a", 10_000) == ("closed", 0)
+    next_probe = store.now_ms() + 5_000
+    store.breaker_failed("dest", "s:1", "a", next_probe)
+    assert store.breaker_check("dest", "s:2", "b", 10_000) == ("hold", next_probe)
+    clock.advance(5)
+    assert store.breaker_check("dest", "s:2", "b", 10_000) == ("probe", 0)
+    gate, back = store.breaker_check("dest", "s:3", "c", 10_000)  # a probe is in flight
+    assert gate == "hold" and back == store.now_ms() + 10_000
+    store.breaker_release("dest", "b")  # b was not sent after all: c may probe
+    assert store.breaker_check("dest", "s:3", "c", 10_000) == ("probe", 0)
+    clock.advance(11)  # c's probe never answered: its lease ran out, another may probe
+    assert store.breaker_check("dest", "s:4", "d", 10_000) == ("probe", 0)
+    assert store.breaker_check("other", "s:4", "d", 10_000) == ("closed", 0)  # per destination
+
+
+def test_breaker_success_makes_every_held_queue_due_at_once(store: Store, clock: Clock) -> None:
+    for ticket in (1, 2, 3):
+        apply(store, ticket, StatusClass.NEW)
+    claims = store.claim("w", 10_000, 5)
+    assert len(claims) == 3
+    far = store.now_ms() + 300_000
+    store.breaker_failed("dest", claims[0].member, "w", far)
+    for claim in claims:
+        gate, _back = store.breaker_check("dest", claim.member, "w", 10_000)
+        assert gate == "hold"
+        assert claim.head is not None
+        store.put_off(claim, claim.head, far)
+    assert store.claim("w", 10_000, 5) == []
+    clock.advance(1)
+    assert store.breaker_succeeded("dest") == 3
+    assert len(store.claim("w", 10_000, 5)) == 3
+    assert store.breaker_check("dest", "s:9", "w", 10_000) == ("closed", 0)
 
 
 def test_fifty_concurrent_identical_callouts_create_one_alert(redis_server: str, redis_prefix: str,
@@ -337,3 +422,34 @@ def test_every_callout_action_is_named_in_the_trail(store: Store) -> None:
         "callout IN_PROGRESS: accept PENDING>ACCEPTED",
         "callout NEW: create NONE>PENDING",
     ]
+
+
+def test_a_queue_held_while_the_probe_succeeded_is_due_at_once(store: Store, clock: Clock) -> None:
+    apply(store, 1, StatusClass.NEW)
+    apply(store, 2, StatusClass.NEW)
+    probe, held = sorted(store.claim("w", 10_000, 5), key=lambda c: c.member)
+    store.breaker_failed("dest", "", "w", store.now_ms())
+    assert store.breaker_check("dest", probe.member, "w", 10_000)[0] == "probe"
+    gate, back = store.breaker_check("dest", held.member, "w", 10_000)
+    assert gate == "hold"
+    assert store.breaker_succeeded("dest") == 0  # the held queue is still leased: not woken here
+    assert held.head is not None
+    store.put_off(held, held.head, back)  # its worker puts it off, too late to hear of the success
+    assert store.breaker_settle("dest", held.member) is True
+    assert [c.member for c in store.claim("w2", 10_000, 5)] == [held.member]
+
+
+def test_held_queues_wake_most_urgent_first(store: Store, clock: Clock) -> None:
+    for ticket in (1, 2, 3):
+        apply(store, ticket, StatusClass.NEW)
+    claims = {c.ticket: c for c in store.claim("w", 10_000, 5)}
+    far = store.now_ms() + 300_000
+    store.breaker_failed("dest", "", "w", far)
+    for ticket, urgency in ((1, 2), (2, 0), (3, 1)):
+        claim = claims[ticket]
+        assert store.breaker_check("dest", claim.member, "w", 10_000, urgency)[0] == "hold"
+        assert claim.head is not None
+        store.put_off(claim, claim.head, far)
+    assert store.breaker_succeeded("dest") == 3
+    assert [c.ticket for c in store.claim("w", 10_000, 1)] == [2]  # the most urgent is claimed first
+    assert [c.ticket for c in store.claim("w", 10_000, 2)] == [3, 1]

@@ -94,7 +94,7 @@ def test_without_autotask_the_alert_uses_the_callout(
 def test_autotask_down_pages_after_bounded_tries(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
-    app = make_app(**AUTOTASK, enrich_attempts=3)
+    app = make_app(**AUTOTASK, enrich_attempts=3, enrich_deadline_seconds=3600)  # attempts decide
     rsps.get(f"{AT}/v1.0/Tickets/7865", status=500, json={"errors": ["boom"]})
     rsps.post(ILERT, status=202)
     callout(app, 7865, "New")
@@ -126,9 +126,9 @@ def test_status_changes_cost_no_autotask_calls_and_picklists_are_cached(
     for n in (1, 2, 3):
         rsps.get(f"{AT}/v1.0/Tickets/{n}", json={"item": {**ticket["item"], "id": n}})
     rsps.post(ILERT, status=202)
-    for n in (1, 2, 3):
+    for n in (1, 2, 3):  # one at a time: new tickets taken up together are read in one query
         callout(app, n, "New")
-    drain(app)
+        drain(app)
     autotask_calls = [c for c in rsps.calls if c.request.url.startswith(AT)]
     assert len(autotask_calls) == 3 + 1  # one read per alert, the picklists once
     for n in (1, 2, 3):

@@ -23,6 +23,7 @@
 --          given or stored, are from a wrong clock and order nothing
 -- ARGV[22] the alert key of the ticket's first alert ("" = events are queued as given);
 --          later alerts (re-alert on reopen) are "<key>-<generation>"
+-- ARGV[23] the audit record's words (the status label), audit.py
 -- Returns {action, previous state, new state}.
 
 -- Action letters as in audit.py's ACTION_CODES; a state's letter is its first.
@@ -31,7 +32,7 @@ local ACTION_CODE = {create = 'C', accept = 'A', resolve = 'R', nothing = 'N', r
 local function audit(action, from, to)
   if ARGV[18] ~= '' then
     local record = ARGV[18] .. (ACTION_CODE[action] or '?') .. string.sub(from, 1, 1) .. string.sub(to, 1, 1)
-    audit_push(KEYS[1], record, tonumber(ARGV[19]))
+    audit_push(KEYS[1], record, tonumber(ARGV[19]), ARGV[23])
   end
 end
 

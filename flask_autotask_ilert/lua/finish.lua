@@ -15,7 +15,7 @@
 --           replace     write ARGV[6], the updated event, over it (a retry, a put-off)
 --           checkpoint  as replace, but keep the lease and the schedule (the worker goes on)
 -- ARGV[6] dead-letter record or updated event (JSON), as the outcome says
--- ARGV[7] audit record ("" = none)   ARGV[8] audit entries kept
+-- ARGV[7] audit record ("" = none)   ARGV[8] audit entries kept   ARGV[9] its words
 -- Returns {popped (0/1), still owned (0/1), events left}.
 
 local outcome = ARGV[5]
@@ -34,7 +34,7 @@ if head and ARGV[3] ~= '' and cjson.decode(head)['id'] == ARGV[3] then
 end
 
 if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[5], 's') == 1 then
-  audit_push(KEYS[5], ARGV[7], tonumber(ARGV[8]))
+  audit_push(KEYS[5], ARGV[7], tonumber(ARGV[8]), ARGV[9])
 end
 
 local left = redis.call('LLEN', KEYS[1])

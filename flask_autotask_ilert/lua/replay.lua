@@ -12,7 +12,7 @@
 -- ARGV[1] the dead record, exactly as stored   ARGV[2] the event to queue (JSON)
 -- ARGV[3] queue member   ARGV[4] now (ms)
 -- ARGV[5] states the ticket must be in, "|"-separated ("" = any)
--- ARGV[6] audit record ("" = none)   ARGV[7] audit entries kept
+-- ARGV[6] audit record ("" = none)   ARGV[7] audit entries kept   ARGV[8] its words
 -- Returns 1 replayed, 0 no longer in the dead list, -1 the ticket moved on (kept dead).
 
 if ARGV[5] ~= '' then
@@ -29,6 +29,6 @@ end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
 if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[4], 's') == 1 then
-  audit_push(KEYS[4], ARGV[6], tonumber(ARGV[7]))
+  audit_push(KEYS[4], ARGV[6], tonumber(ARGV[7]), ARGV[8])
 end
 return 1

@@ -10,7 +10,7 @@
 -- ARGV[1] the mapping read ("" = there was none)   ARGV[2] the new mapping
 -- ARGV[3] event JSON ("" = none)   ARGV[4] queue member   ARGV[5] now (ms)
 -- ARGV[6] retention of a RESOLVED mapping (ms, "" = keep the current expiry)
--- ARGV[7] audit record ("" = none)   ARGV[8] audit entries kept
+-- ARGV[7] audit record ("" = none)   ARGV[8] audit entries kept   ARGV[9] its words
 -- Returns 1 if applied, 0 if the mapping changed since it was read.
 
 local current = redis.call('HGET', KEYS[1], 's') or ''
@@ -25,5 +25,5 @@ if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
 end
-audit_push(KEYS[1], ARGV[7], tonumber(ARGV[8]))
+audit_push(KEYS[1], ARGV[7], tonumber(ARGV[8]), ARGV[9])
 return 1
