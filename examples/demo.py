@@ -31,10 +31,10 @@ def login_help(password: str) -> str:
         "The example portal's on-call page (workers, queue age, Autotask budget, dead letters with",
         "Replay, one ticket's audit trail) is behind the portal's login. Serve the portal:",
         f"  AUTOTASK_ILERT_CALLOUT_TOKEN={secrets.token_urlsafe(24)} "
-        "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY=demo \\",
+        "AUTOTASK_ILERT_ILERT_INTEGRATION_KEY=demo AUTOTASK_ILERT_REDIS_URL=memory:// \\",
         f"  PORTAL_USER=oncall PORTAL_PASSWORD={password} flask --app examples.msp_portal run",
         "then open http://127.0.0.1:5000/on-call and log in as user oncall with that password",
-        "(with AUTOTASK_ILERT_REDIS_URL set to a deployment's Redis, it shows that deployment).",
+        "(with AUTOTASK_ILERT_REDIS_URL set to a deployment's Redis instead, it shows that deployment).",
     ])
 
 

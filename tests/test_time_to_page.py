@@ -334,7 +334,8 @@ def test_ticket_writes_wait_on_a_failing_autotask_behind_one_probe(
     make_app: AppFactory, sync_rsps: responses.RequestsMock, clock: Clock  # noqa: F811
 ) -> None:
     app = make_app(**SYNC)
-    sync_rsps.get(f"{SYNC_AT}/v1.0/Tickets/8", json={"item": {"id": 8, "ticketNumber": "T8", "priority": 1, "status": 1}})
+    sync_rsps.get(f"{SYNC_AT}/v1.0/Tickets/8",
+                  json={"item": {"id": 8, "ticketNumber": "T8", "priority": 1, "status": 1}})
     answers = iter([503])
     patched: list[int] = []
 
