@@ -27,11 +27,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Matched against the stripped text (so no leading or trailing ``\s*``), whole. No two
 #: neighbouring parts can match the same character (digits, then spaces, then ``Z``, ``+`` or
 #: ``-``), so a near miss is given up after one pass instead of being retried at every split
-#: of a long run of spaces: linear time for any input.
+#: of a long run of spaces: linear time for any input. The last alternative is a ``+``
+#: offset sent without form encoding, which arrives as a space (``... 04:00:00``).
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})"
     r"(?:[.,](\d+))?"
-    r"(?:\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?))?",
+    r"(?:\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)|\s+(\d{2}:\d{2}(?::\d{2})?))?",
     re.IGNORECASE,
 )
 
@@ -47,7 +48,9 @@ def parse_timestamp(value: object) -> datetime | None:
     match = _TIMESTAMP.fullmatch(value.strip())
     if not match:
         return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    year, month, day, hour, minute, second, fraction, offset, plus_offset = match.groups()
+    if plus_offset:
+        offset = "+" + plus_offset
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         moment = datetime(
