@@ -38,15 +38,14 @@ _ASCII_ESCAPES: dict[int, str] = {
        {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", "\\": "\\\\"}.items()},
 }
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
-_FOUR = re.compile(".{4}")
 #: A JSON string literal (the body is valid JSON when this is used, so it matches in linear time).
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def _utf16_units(match: re.Match[str]) -> str:
     """A run of non-ASCII characters as .NET writes it: each UTF-16 unit as upper-case ``\\uXXXX``."""
-    hexed = match.group().encode("utf-16-be", "surrogatepass").hex().upper()
-    return "\\u" + "\\u".join(_FOUR.findall(hexed))
+    units = match.group().encode("utf-16-be", "surrogatepass")
+    return "\\u" + units.hex("/", 2).upper().replace("/", "\\u")  # a "/" between 2-byte units
 
 
 def net_string(text: str) -> str:
