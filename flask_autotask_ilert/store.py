@@ -725,12 +725,18 @@ class Store:
         """Delete a ticket's record, audit trail and queue in one transaction; False if none."""
         name = member(source, ticket)
         with self._guard():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.keys.mapping(source, ticket), self.keys.queue(source, ticket))
+            try:
+                pipe = self.client.pipeline(transaction=True)
+            except (redis.RedisError, RedisClusterException):
+                # redis-py before 5 has no transactions on a Cluster client; the keys share a
+                # slot (hash-tagged prefix), and forget is an operator's command: one by one.
+                pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.keys.mapping(source, ticket))
+            pipe.delete(self.keys.queue(source, ticket))
             pipe.zrem(self.keys.ready, name)
             pipe.hdel(self.keys.leases, name)
-            deleted, unqueued, _unleased = pipe.execute()
-        return bool(deleted or unqueued)
+            mapping, queue, unready, _unleased = pipe.execute()
+        return bool(mapping or queue or unready)
 
     # -- Autotask webhook deliveries ------------------------------------------------
 

@@ -207,7 +207,7 @@ def test_a_rejected_tickets_audit_is_kept_for_audit_reject_hours(
     answer = post_form(app, "id=4242&status=Complete")
     assert answer.status_code == 400 and answer.json["action"] == "reject"
     assert [text for _, text in get_bridge(app).store.audit("default", 4242)] == [
-        "callout CLOSED: reject NONE>NONE"]
+        'callout CLOSED: reject NONE>NONE; status "Complete"']
     assert ms - 60_000 < _ttl_of_ticket(app, 4242) <= ms
 
 

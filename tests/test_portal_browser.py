@@ -62,6 +62,9 @@ def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator
         root=ROOT,
         extra_env={"PORTAL_USER": USER, "PORTAL_PASSWORD": PASSWORD,
                    "PORTAL_SECRET_KEY": "browser-test-session-key-0123456789"},
+        # Chromium opens spare connections ahead of need, and a sync worker waits on an idle
+        # one: more workers than the browser's spares keep the test's own requests answered.
+        web_workers=6,
     ) as running:
         yield running
 

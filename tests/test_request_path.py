@@ -50,7 +50,7 @@ class _Recorder:
         return 1_700_000_000_000
 
     def apply_callout(self, source: str, ticket: int, status_class: StatusClass, cells: Any,
-                      events: dict[Action, str], *rest: Any) -> CalloutOutcome:
+                      events: dict[Action, str], *rest: Any, **options: Any) -> CalloutOutcome:
         self.events = dict(events)
         return CalloutOutcome("nothing", State.NONE, State.NONE)
 
