@@ -92,10 +92,17 @@ def sign(secret: str, text: bytes) -> str:
 MAX_ESCAPED_QUOTES = 4096
 
 
+#: Likewise for bodies with more characters that .NET escapes (``& < > ' +`` and the backtick,
+#: each written as six): a delivery's few fields hold a handful, a hostile body 60,000.
+MAX_ESCAPED_CHARACTERS = 4096
+_ESCAPED_BYTES = tuple(c.encode() for c in "&<>'+`")
+
+
 def candidates(body: bytes, parsed: Any | None) -> list[bytes]:
     """The texts a valid signature may cover: the raw body, then (for JSON) the two escaped forms."""
     texts = [body]
-    if parsed is not None and body.count(b'"') <= MAX_ESCAPED_QUOTES:
+    if (parsed is not None and body.count(b'"') <= MAX_ESCAPED_QUOTES
+            and sum(body.count(c) for c in _ESCAPED_BYTES) <= MAX_ESCAPED_CHARACTERS):
         with suppress(UnicodeError, ValueError):  # not UTF-8, or a literal json.loads refuses
             texts.append(net_escape_text(body.decode("utf-8")).encode("ascii"))
         texts.append(net_json(parsed).encode("ascii"))

@@ -101,7 +101,9 @@ def test_on_call_lead_logs_in_replays_a_dead_letter_and_looks_up_the_ticket(
     browser.find_element(By.ID, "username").send_keys(USER)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login").click()
-    assert browser.current_url == f"{base}/on-call"
+    # The redirect after a login may still be under way when click() returns on a busy machine.
+    wait_until(lambda: browser.current_url == f"{base}/on-call", 15, interval=0.1,
+               what=f"the on-call page after the login (at {browser.current_url})")
     reload_until(browser, "#workers", "alive", "the worker's heartbeat on the page")
 
     # ilert refuses the alert for good: the event becomes a dead letter.
