@@ -8,6 +8,7 @@ long anything took.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import requests
@@ -400,22 +401,56 @@ def test_a_probe_that_ilert_refuses_still_shows_ilert_is_back(
 def test_a_claim_held_too_long_in_its_batch_is_handed_back_unsent(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
-    app = make_app(worker_lease_seconds=10)
+    app = make_app(**AUTOTASK, worker_lease_seconds=10, enrich_deadline_seconds=30, ilert_rate_limit=0)
     seen: list[str] = []
+    reads: list[int] = []
 
-    def slow(request: Any) -> tuple[int, dict[str, str], str]:
+    def slow_read(request: Any) -> tuple[int, dict[str, str], str]:
+        if not reads:
+            clock.advance(6)  # more than half the lease gone while the batch's tickets were read
+        reads.append(1)
+        items = [{**TICKET, "id": 1}, {**TICKET, "id": 2}]
+        return 200, {}, json.dumps({"items": items, "pageDetails": {"nextPageUrl": None}})
+
+    def ilert(request: Any) -> tuple[int, dict[str, str], str]:
         seen.append(json.loads(request.body)["alertKey"])
-        clock.advance(6)  # more than half the lease gone while the first of the batch was sent
         return 202, {}, "{}"
 
-    rsps.add_callback(responses.POST, ILERT, callback=slow)
+    rsps.add_callback(responses.POST, f"{AT}/v1.0/Tickets/query", callback=slow_read)
+    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    rsps.add_callback(responses.POST, ILERT, callback=ilert)
     for ticket in (1, 2):
         callout(app, ticket, "New")
     worker = Worker(get_bridge(app), threads=1)
     assert worker.work_once() == 2
-    assert seen == ["autotask-1"]  # the second lease might have run out mid-send: not sent
+    assert seen == []  # the leases might run out mid-send: handed back, not sent
     worker.drain()
-    assert seen == ["autotask-1", "autotask-2"]  # sent once, by the next claim
+    assert sorted(seen) == ["autotask-1", "autotask-2"]  # each sent once, by the next claim
+
+
+def test_a_batch_of_new_alerts_is_sent_side_by_side(
+    make_app: AppFactory, rsps: responses.RequestsMock
+) -> None:
+    """After a hanging Autotask's deadline, eight alerts must not page one ilert round trip apart."""
+    app = make_app(ilert_rate_limit=0)
+    together = threading.Barrier(3, timeout=10)  # broken, and so a failed send, if sent one by one
+    first: list[str] = []
+
+    def ilert(request: Any) -> tuple[int, dict[str, str], str]:
+        if not first:  # the first goes alone: a failing ilert costs one attempt, not the batch
+            first.append(json.loads(request.body)["alertKey"])
+        else:
+            together.wait()
+        return 202, {}, "{}"
+
+    rsps.add_callback(responses.POST, ILERT, callback=ilert)
+    for ticket in (1, 2, 3, 4):
+        callout(app, ticket, "New")
+    worker = Worker(get_bridge(app), threads=1)
+    assert worker.work_once() == 4
+    assert sorted(e["alertKey"] for e in delivered(rsps)) == [
+        "autotask-1", "autotask-2", "autotask-3", "autotask-4"]
+    assert get_bridge(app).store.dead_letters() == []
 
 
 def test_a_batch_read_that_hangs_counts_against_the_deadline(
