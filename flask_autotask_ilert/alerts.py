@@ -80,7 +80,9 @@ def build_event(
     callout = event.get("callout") or {}
     ticket = facts.ticket or {}
     number = ticket.get("ticketNumber") or callout.get("number") or f"#{ticket_id}"
-    title = ticket.get("title") or f"Autotask ticket {ticket_id} ({callout.get('status')})"
+    status = callout.get("status")
+    title = ticket.get("title") or (f"Autotask ticket {ticket_id} ({status})" if status
+                                    else f"Autotask ticket {ticket_id}")
     description = ticket.get("description")
     if not description:
         description = (

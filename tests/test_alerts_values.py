@@ -169,7 +169,7 @@ def test_an_alert_without_callout_or_ticket_names_the_ticket_id() -> None:
     assert body == {
         "eventType": "ALERT",
         "alertKey": "autotask-4711",
-        "summary": "[#4711] Autotask ticket 4711 (None)",  # no callout: its status shows as None
+        "summary": "[#4711] Autotask ticket 4711",  # no callout, so no status to name
         "priority": "HIGH",
         "customDetails": {"ticketId": 4711, "ticketNumber": "#4711", "status": None,
                           "priority": None, "queue": None, "companyId": None, "domain": None},
