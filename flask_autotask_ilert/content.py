@@ -146,8 +146,12 @@ def explain(source: SourceConfig, client: AutotaskClient | None, ticket_id: int,
         else:
             labels = ticket_labels(client, ticket)
             if client is not None and needs_company(source.routes) and ticket.get("companyID"):
-                company = client.get_company(int(ticket["companyID"])) or {}
-                labels["company"] = company.get("companyName")
+                try:
+                    company = client.get_company(int(ticket["companyID"])) or {}
+                except AutotaskError as exc:
+                    note = f" (Autotask: {exc}; matched without the company's name)"
+                else:
+                    labels["company"] = company.get("companyName")
     except AutotaskError as exc:
         note = f" (Autotask: {exc}; matched without labels)"
     route = choose(source.routes, labels, when)

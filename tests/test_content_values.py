@@ -391,6 +391,20 @@ def test_explain_when_autotask_fails() -> None:
         "(Autotask: GET Tickets/4711 failed: HTTP 503; matched without labels)")
 
 
+class CompanyFails(FakeAutotask):
+    def get_company(self, company_id: int) -> dict[str, Any] | None:
+        self.calls.append(("get_company", company_id))
+        raise AutotaskError("GET Companies/29683 failed: HTTP 503", retryable=True, status=503)
+
+
+def test_explain_when_only_the_company_read_fails_keeps_the_ticket_labels() -> None:
+    rules = [{"match": {"company": "Contoso Ltd"}, "integration_key": KEY_A, "name": "contoso"},
+             {"match": {"priority": "Critical"}, "integration_key": KEY_B, "name": "crit"}]
+    assert explain(source(rules), CompanyFails(TICKET), 4711, WHEN) == (  # type: ignore[arg-type]
+        "route: ticket 4711 meets rule 1 (crit) "
+        "(Autotask: GET Companies/29683 failed: HTTP 503; matched without the company's name)")
+
+
 def test_explain_without_a_note_when_the_ticket_was_read() -> None:
     client = FakeAutotask({"id": 4711, "priority": 1})
     assert explain(source(RULES), client, 4711, WHEN) == (  # type: ignore[arg-type]
