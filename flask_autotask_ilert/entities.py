@@ -12,6 +12,7 @@ A failed read never holds a page: the alert goes out without that entity.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, suppress
 from typing import Any
@@ -29,6 +30,26 @@ ENTITIES: Mapping[str, tuple[str, str]] = {
     "contact": ("Contacts", "contactID"),
     "resource": ("Resources", "assignedResourceID"),
 }
+
+
+#: How long a thread waits (seconds) for another thread of this process reading the same entity
+#: before it reads it itself (the default read timeout and its connect timeout fit in it).
+READ_WAIT_SECONDS = 15.0
+
+
+class _Flight:
+    """One read of an entity in progress, and what it found, for the threads waiting on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: dict[str, Any] | None = None
+
+
+#: (tenant, entity, id) -> the read in progress: one at a time per entity in a process, so that
+#: the tickets of one claim batch, sent side by side, cost one Autotask call per entity.
+_reading: dict[tuple[str, str, int], _Flight] = {}
+_reading_lock = threading.Lock()
 
 
 def _reader(client: AutotaskClient, entity: str) -> Callable[[int], dict[str, Any] | None]:
@@ -70,12 +91,35 @@ class EntityReader:
         entity = ENTITIES[name][0]
         if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id < 0:  # 0: the tenant's own
             return None
-        try:
-            found, value = self.store.cached_entity(self.tenant, entity, item_id, self.ttl_ms)
-        except StoreUnavailable:
-            found, value = False, None
+        found, value = self._cached(entity, item_id)
         if found:
             return value if isinstance(value, dict) else None
+        key = (self.tenant, entity, item_id)
+        with _reading_lock:
+            flight = _reading.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = _reading[key] = _Flight()
+        if not leader:
+            if flight.done.wait(READ_WAIT_SECONDS) and flight.ok:
+                return flight.value
+            return self._read(entity, item_id)  # that read hangs or was put off: read it here
+        try:
+            flight.value = self._read(entity, item_id)
+            flight.ok = True
+            return flight.value
+        finally:
+            with _reading_lock:
+                _reading.pop(key, None)
+            flight.done.set()
+
+    def _cached(self, entity: str, item_id: int) -> tuple[bool, Any]:
+        try:
+            return self.store.cached_entity(self.tenant, entity, item_id, self.ttl_ms)
+        except StoreUnavailable:
+            return False, None
+
+    def _read(self, entity: str, item_id: int) -> dict[str, Any] | None:
         try:
             with self.place(entity):
                 value = _reader(self.client, entity)(item_id)
