@@ -162,7 +162,7 @@ def _span(text: str) -> Span:
         if first not in DAYS or (last and last not in DAYS):
             raise ValueError(f"hours: {part.strip()!r}: days are Mon, Tue, Wed, Thu, Fri, Sat, Sun")
         start, end = DAYS.index(first), DAYS.index(last or first)
-        days.update(range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)])
+        days.update(range(start, end + 1) if start <= end else [*range(start, 7), *range(end + 1)])
     begin, finish = _minutes(found["start"]), _minutes(found["end"])
     if not begin < finish:
         raise ValueError(f"hours: {text.strip()!r} ends before it starts (split a span that "
