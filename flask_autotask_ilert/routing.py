@@ -31,6 +31,8 @@ RULE_KEYS = ("name", "match", "hours", "integration_key", "priority", "summary_t
              "details_template", "custom_details")
 HOURS_KEYS = ("inside", "outside", "tz", "holidays")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: A holiday as the docs write it; Python 3.11 would also read 20261225, which 3.10 refuses.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SPAN = re.compile(
     r"^\s*(?P<days>[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?)*)"
     r"\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
@@ -145,6 +147,8 @@ def parse_hours(raw: Any) -> Hours:
     holidays = raw.get("holidays", [])
     if not isinstance(holidays, list):
         raise ValueError("hours: holidays must be a list of dates (YYYY-MM-DD)")
+    if not all(_DATE.fullmatch(str(day)) for day in holidays):
+        raise ValueError("hours: holidays must be dates written YYYY-MM-DD")
     try:
         days = frozenset(date.fromisoformat(str(day)) for day in holidays)
     except ValueError:

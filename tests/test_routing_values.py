@@ -65,6 +65,10 @@ def test_a_day_range_may_pass_the_weeks_end() -> None:
      "hours: holidays must be a list of dates (YYYY-MM-DD)"),
     ({"inside": "Mon 08:00-18:00", "holidays": ["25.12.2026"]},
      "hours: holidays must be dates written YYYY-MM-DD"),
+    ({"inside": "Mon 08:00-18:00", "holidays": ["20261225"]},  # read by Python 3.11, not by 3.10
+     "hours: holidays must be dates written YYYY-MM-DD"),
+    ({"inside": "Mon 08:00-18:00", "holidays": ["2026-02-30"]},
+     "hours: holidays must be dates written YYYY-MM-DD"),
     ({"inside": "Mon 08:00-08:00"},
      "hours: 'Mon 08:00-08:00' ends before it starts (split a span that passes midnight in two)"),
     ({"inside": "Mon 08:00-25:00"}, "hours: '25:00' is not a time of day"),
