@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 
 from .config import Settings, SourceConfig
 from .events import ilert_event
@@ -85,14 +85,14 @@ def _usable_time(settings: Settings, store: Store, source: SourceConfig, callout
     last_us = callout.last_activity_us
     if last_us is None:
         return None
-    ahead_ms = last_us // 1000 - store.now_ms()
+    ahead_ms = last_us / 1000 - store.now_ms()  # to the µs, as callout.lua compares it
     if ahead_ms <= settings.clock_skew_ms:
         return last_us
-    when = callout.last_activity.astimezone(timezone.utc) if callout.last_activity else None
+    when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=last_us)
     logger.warning(
         "callout source=%s ticket=%s: last_activity_datetime %s is %.0f s ahead of this host's "
         "clock (more than CLOCK_SKEW_SECONDS=%.0f); not used to order callouts",
-        source.name, callout.ticket_id, when.isoformat() if when else "?",
+        source.name, callout.ticket_id, when.isoformat(),
         ahead_ms / 1000, settings.clock_skew_ms / 1000,
     )
     count_future_timestamp(source.name)

@@ -87,6 +87,16 @@ def test_init_app_refuses_written_labels_of_the_wrong_class(
         make_app(**SYNC, **options)
 
 
+def test_the_refusal_says_in_full_what_each_written_label_must_be(make_app: AppFactory) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        make_app(**SYNC, accept_status="Complete", resolve_status="Waiting Customer")
+    assert str(refused.value) == (
+        "source 'default': ACCEPT_STATUS 'Complete' is a CLOSED status; it must be one that accepts "
+        "(IN_PROGRESS or WAITING, see STATUS_LABELS); RESOLVE_STATUS 'Waiting Customer' is a WAITING "
+        "status; it must be a CLOSED one (see STATUS_LABELS)"
+    )
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -204,11 +214,72 @@ def test_a_time_from_the_year_2999_does_not_freeze_the_ticket(
     assert [b["eventType"] for b in ilert_bodies(rsps)] == ["ALERT", "ACCEPT", "RESOLVE"]
 
 
+def skew_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "CLOCK_SKEW_SECONDS" in r.getMessage()]
+
+
+def test_the_future_time_warning_says_when_how_far_and_the_limit(
+    app: Flask, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ten minutes ahead with the default five minutes allowed: one line, one count, no ordering."""
+    store = get_bridge(app).store
+    before = future_count()
+    caplog.set_level(logging.WARNING, "flask_autotask_ilert")
+    assert post(app, 45, "New", at(clock, 600)).status_code == 202
+    assert skew_lines(caplog) == [
+        "callout source=default ticket=45: last_activity_datetime 2023-11-14T22:23:20+00:00 is 600 s "
+        "ahead of this host's clock (more than CLOCK_SKEW_SECONDS=300); not used to order callouts"
+    ]
+    assert future_count() == before + 1
+    mapping = store.mapping("default", 45)
+    assert mapping is not None and mapping.last_activity_us is None
+
+
+def test_the_warning_gives_whole_seconds_at_the_largest_allowed_skew(
+    make_app: AppFactory, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(clock_skew_seconds=86_400)
+    before = future_count()
+    caplog.set_level(logging.WARNING, "flask_autotask_ilert")
+    assert post(app, 46, "New", at(clock, 2 * 86_400)).status_code == 202
+    assert skew_lines(caplog) == [
+        "callout source=default ticket=46: last_activity_datetime 2023-11-16T22:13:20+00:00 is 172800 s "
+        "ahead of this host's clock (more than CLOCK_SKEW_SECONDS=86400); not used to order callouts"
+    ]
+    assert future_count() == before + 1
+
+
+def test_a_time_exactly_the_allowed_skew_ahead_still_orders(
+    app: Flask, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = future_count()
+    caplog.set_level(logging.WARNING, "flask_autotask_ilert")
+    assert post(app, 47, "New", at(clock, 300)).status_code == 202  # CLOCK_SKEW_SECONDS=300, to the µs
+    assert post(app, 47, "In Progress", at(clock)).json["action"] == "stale"
+    assert future_count() == before
+    assert skew_lines(caplog) == []
+
+
 def test_a_time_within_the_allowed_skew_still_orders(app: Flask, clock: Clock) -> None:
     before = future_count()
     assert post(app, 42, "New", at(clock, 240)).status_code == 202  # 4 minutes ahead: a slow clock
     assert post(app, 42, "In Progress", at(clock)).json["action"] == "stale"
     assert future_count() == before
+
+
+def test_a_time_one_microsecond_past_the_allowed_skew_is_said_and_orders_nothing(
+    app: Flask, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The limit holds to the microsecond, in the warning as in the store (callout.lua)."""
+    before = future_count()
+    caplog.set_level(logging.WARNING, "flask_autotask_ilert")
+    assert post(app, 48, "New", "2023-11-14T22:18:20.0000010+00:00:00").status_code == 202  # 300 s + 1 µs
+    assert skew_lines(caplog) == [
+        "callout source=default ticket=48: last_activity_datetime 2023-11-14T22:18:20.000001+00:00 is 300 s "
+        "ahead of this host's clock (more than CLOCK_SKEW_SECONDS=300); not used to order callouts"
+    ]
+    assert future_count() == before + 1
+    assert post(app, 48, "In Progress", at(clock)).json["action"] == "accept"
 
 
 def test_the_allowed_skew_is_configurable(make_app: AppFactory, clock: Clock) -> None:
