@@ -140,6 +140,11 @@ def test_since_keeps_a_given_offset_and_takes_utc_without_one() -> None:
     with pytest.raises(reconcile.ReconcileError) as caught:
         reconcile.parse_since("last tuesday")
     assert str(caught.value) == "--since 'last tuesday' is not an ISO 8601 time"
+    # ISO 8601's UTC designator is a capital Z; a lowercase one is refused on every supported
+    # Python (3.10 to 3.13), not read as UTC on some and refused on others.
+    with pytest.raises(reconcile.ReconcileError) as caught:
+        reconcile.parse_since("2026-11-30T12:00:00z")
+    assert str(caught.value) == "--since '2026-11-30T12:00:00z' is not an ISO 8601 time"
 
 
 def test_the_sources_a_sweep_covers(make: AppFactory, make_app: AppFactory) -> None:
