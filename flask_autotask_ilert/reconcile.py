@@ -188,10 +188,6 @@ _RENEW = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
-def _text(raw: Any) -> str | None:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 # -- one sweep ------------------------------------------------------------------------------------
 
 
