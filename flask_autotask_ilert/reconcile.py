@@ -334,6 +334,7 @@ class Sweep:
             self.source.name, ticket, StatusClass.CLOSED, column,
             {Action.RESOLVE: dumps_event(event)}, callout.last_activity_us,
             self.bridge.settings.resolved_retention_ms, clock_skew_ms=self.bridge.settings.clock_skew_ms,
+            label=callout.status,  # the audit record's words, as for a callout
         )
         action = RESOLVE_UNKNOWN if outcome.action == Action.RESOLVE.value else outcome.action
         return Outcome(ticket, callout.status, action, outcome.state)

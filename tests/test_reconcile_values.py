@@ -330,6 +330,8 @@ def test_a_closed_ticket_without_a_record_is_resolved_on_request(
     mapping = store.mapping("default", 70)
     assert mapping is not None and mapping.state is State.RESOLVED
     assert mapping.last_activity_us == 1_796_039_760_000_000
+    assert [words for _, words in store.audit("default", 70)] == [
+        'callout CLOSED: resolve NONE>RESOLVED; status "Complete"']
 
 
 def test_a_resolve_unknown_from_the_future_orders_nothing(
