@@ -453,7 +453,7 @@ def reconcile_command(since: str | None, dry_run: bool, resolve_unknown: bool, s
         for config in reconcile.sources(bridge, source, required=True):
             report = reconcile.run(bridge, config, since=start, dry_run=dry_run,
                                    resolve_unknown=resolve_unknown, progress=reconcile.progress_bar)
-            for line in reconcile.describe(report, config.name):
+            for line in reconcile.describe(report, config.name, dry_run):
                 click.echo(_safe(bridge, line))
     except (AutotaskIlertError, StoreUnavailable) as exc:
         raise click.ClickException(_safe(bridge, str(exc))) from None

@@ -484,8 +484,11 @@ def progress_bar(sweep: Sweep) -> Iterator[Outcome]:
         yield from bar
 
 
-def describe(report: Report | None, source: str) -> list[str]:
+def describe(report: Report | None, source: str, dry_run: bool = False) -> list[str]:
     """What a sweep did, or would do, one line per change and a summary."""
+    if report is None and dry_run:
+        return [f"{source}: no sweep yet, so no mark to start from (a dry run sets none). "
+                "Give --since to look back."]
     if report is None:
         return [f"{source}: first sweep: the mark is set to now; nothing older is read. "
                 "Give --since to look back."]

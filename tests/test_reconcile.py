@@ -312,9 +312,16 @@ def test_the_command_fails_in_one_line(app: Flask, autotask: tuple[AutotaskState
 
 
 def test_the_first_command_run_sets_the_mark(app: Flask) -> None:
+    dry = cli(app, "reconcile", "--dry-run")
+    assert dry.exit_code == 0
+    assert dry.output.strip() == ("default: no sweep yet, so no mark to start from (a dry run sets none). "
+                                  "Give --since to look back.")
     result = cli(app, "reconcile")
     assert result.exit_code == 0
-    assert "first sweep" in result.output
+    assert result.output.strip() == ("default: first sweep: the mark is set to now; nothing older is read. "
+                                     "Give --since to look back.")
+    again = cli(app, "reconcile", "--dry-run")
+    assert "first sweep" not in again.output and "no sweep yet" not in again.output
 
 
 def test_the_worker_sweeps_from_a_thread(make_app: AppFactory, autotask: tuple[AutotaskState, str],

@@ -170,6 +170,9 @@ def test_describe_says_each_change_and_a_summary() -> None:
     assert reconcile.describe(None, "default") == [
         "default: first sweep: the mark is set to now; nothing older is read. Give --since to look back."
     ]
+    assert reconcile.describe(None, "default", dry_run=True) == [
+        "default: no sweep yet, so no mark to start from (a dry run sets none). Give --since to look back."
+    ]
     outcomes = [Outcome(5, "New", "create", None), Outcome(6, "Waiting Customer", "nothing", State.PENDING),
                 Outcome(7, "Complete", "resolve-unknown", State.RESOLVED)]
     done = Report("default", SINCE, read=3, calls=2, outcomes=outcomes)
