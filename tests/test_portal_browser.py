@@ -36,6 +36,8 @@ if CHROMIUM is None or CHROMEDRIVER is None:
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture
@@ -70,7 +72,10 @@ def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator
 
 
 def text(driver: WebDriver, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    """The element's text once the page has it: after a click the next page may still be loading."""
+    element = WebDriverWait(driver, 15).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+    return str(element.text)
 
 
 def reload_until(driver: WebDriver, css: str, wanted: str, what: str) -> None:
