@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -26,9 +26,14 @@ from flask import Flask
 
 from flask_autotask_ilert import AutotaskIlert
 from flask_autotask_ilert.extension import get_bridge
+from flask_autotask_ilert.testing.autotask_sim import AutotaskState, create_autotask_simulator
+from flask_autotask_ilert.testing.servers import ServerThread
 from flask_autotask_ilert.worker import Worker
 
 from .redis_servers import RedisProcess
+
+if TYPE_CHECKING:
+    from .tenant import Tenant
 
 #: --reliability-report: the figures of docs/reliability.md (tests/reliability/report.py).
 pytest_plugins = ("tests.reliability.report",)
@@ -121,6 +126,23 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture
+def autotask() -> Iterator[tuple[AutotaskState, str]]:
+    """The Autotask simulator on a port of its own: its state, and its URL."""
+    state = AutotaskState()
+    with ServerThread(create_autotask_simulator(state)) as server:
+        yield state, server.url
+
+
+@pytest.fixture
+def tenant() -> Iterator[Tenant]:
+    """A simulated tenant: Autotask and ilert simulators, and the app's settings for them."""
+    from .tenant import running_tenant  # tenant.py takes its constants from this module
+
+    with running_tenant() as running:
+        yield running
 
 
 @pytest.fixture

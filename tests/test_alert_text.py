@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -13,15 +12,9 @@ from flask_autotask_ilert.extension import get_bridge
 from flask_autotask_ilert.templates import build
 
 from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, drain
-from .tenant import Tenant, callout, running_tenant
+from .tenant import Tenant, callout
 
 SECRETS = (TOKEN, INTEGRATION_KEY, "sim-secret", "SIMCODE")
-
-
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    with running_tenant() as running:
-        yield running
 
 
 def errors_counted(source: str, template: str) -> float:

@@ -7,7 +7,6 @@ like Autotask's); the bridge's app is served too where a callout must reach it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,18 +24,10 @@ from flask_autotask_ilert.testing.autotask_sim import (
     DEFAULT_SECRET,
     DEFAULT_USER,
     AutotaskState,
-    create_autotask_simulator,
 )
 from flask_autotask_ilert.testing.servers import ServerThread
 
 from .conftest import TOKEN, AppFactory, Clock
-
-
-@pytest.fixture
-def autotask() -> Iterator[tuple[AutotaskState, str]]:
-    state = AutotaskState()
-    with ServerThread(create_autotask_simulator(state)) as server:
-        yield state, server.url
 
 
 @pytest.fixture

@@ -34,22 +34,13 @@ from flask_autotask_ilert.testing.autotask_sim import (
     DEFAULT_SECRET,
     DEFAULT_USER,
     AutotaskState,
-    create_autotask_simulator,
 )
-from flask_autotask_ilert.testing.servers import ServerThread
 
 from .conftest import AppFactory, Clock
 
 UTC = timezone.utc
 NOW = 1_796_040_000.0  # 2026-11-30T12:00:00Z
 SINCE = datetime(2026, 11, 30, 11, 50, tzinfo=UTC)  # the window then starts at 11:49:00
-
-
-@pytest.fixture
-def autotask() -> Iterator[tuple[AutotaskState, str]]:
-    state = AutotaskState()
-    with ServerThread(create_autotask_simulator(state)) as server:
-        yield state, server.url
 
 
 @pytest.fixture

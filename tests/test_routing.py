@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,17 +16,11 @@ from flask_autotask_ilert.http import secret_digest
 from flask_autotask_ilert.routing import choose, parse_hours, parse_routes
 
 from .conftest import INTEGRATION_KEY, TOKEN, AppFactory, Clock, drain
-from .tenant import KEY_A, KEY_B, Tenant, callout, running_tenant
+from .tenant import KEY_A, KEY_B, Tenant, callout
 
 SECRETS = (TOKEN, INTEGRATION_KEY, KEY_A, KEY_B)
 BERLIN_OFFICE = {"outside": "Mon-Fri 08:00-18:00", "tz": "Europe/Berlin",
                  "holidays": ["2026-12-25", "2026-12-26"]}
-
-
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    with running_tenant() as running:
-        yield running
 
 
 def utc(text: str) -> datetime:

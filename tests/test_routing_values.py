@@ -3,8 +3,6 @@ and which of the source's templates a rule inherits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -13,18 +11,8 @@ from flask_autotask_ilert.errors import ConfigurationError
 from flask_autotask_ilert.routing import parse_hours
 
 from .conftest import INTEGRATION_KEY, AppFactory, drain
-from .tenant import KEY_A, KEY_B, Tenant, callout, running_tenant
-
-
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    with running_tenant() as running:
-        yield running
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
+from .tenant import KEY_A, KEY_B, Tenant, callout
+from .test_routing import utc
 
 # -- spans, to the minute ---------------------------------------------------------------------------
 

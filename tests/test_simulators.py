@@ -30,7 +30,6 @@ from flask_autotask_ilert.testing.autotask_sim import (
     DEFAULT_SECRET,
     DEFAULT_USER,
     AutotaskState,
-    create_autotask_simulator,
 )
 from flask_autotask_ilert.testing.ilert_sim import (
     IlertState,
@@ -60,13 +59,6 @@ def alert_event(key: str | None = "autotask-7865", **extra: Any) -> dict[str, An
 def ilert() -> Iterator[tuple[IlertState, str]]:
     state = IlertState()
     with ServerThread(create_ilert_simulator(state)) as server:
-        yield state, server.url
-
-
-@pytest.fixture
-def autotask() -> Iterator[tuple[AutotaskState, str]]:
-    state = AutotaskState()
-    with ServerThread(create_autotask_simulator(state)) as server:
         yield state, server.url
 
 
