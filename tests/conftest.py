@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from flask_autotask_ilert.testing.autotask_sim import AutotaskState, create_auto
 from flask_autotask_ilert.testing.servers import ServerThread
 from flask_autotask_ilert.worker import Worker
 
+from .deployment import Deployment
 from .redis_servers import RedisProcess
 
 if TYPE_CHECKING:
@@ -126,6 +128,26 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+#: The project's root: real-process deployments run from it.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def deploy(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """Makes this test's deployment (gunicorn, workers, simulators), stopped after the test.
+
+    Its keys are under the test's own Redis prefix and its files in the test's
+    folder; the keyword arguments are Deployment's (``extra_env``, ``web_workers``...).
+    """
+    with ExitStack() as stack:
+
+        def make(**options: Any) -> Deployment:
+            return stack.enter_context(Deployment(
+                redis_url=redis_server, redis_prefix=redis_prefix, workdir=tmp_path, root=ROOT, **options))
+
+        yield make
 
 
 @pytest.fixture

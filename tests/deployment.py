@@ -81,6 +81,10 @@ class Deployment:
     def callout_url(self) -> str:
         return f"{self.base_url}/autotask-ilert/callout/{self.token}"
 
+    def send_ilert_webhooks(self, token: str) -> None:
+        """Let the ilert simulator post its alert-action webhooks to this deployment (BIDIRECTIONAL)."""
+        self.ilert.webhook_url = f"{self.base_url}/autotask-ilert/ilert/{token}"
+
     def env(self) -> dict[str, str]:
         at = self.autotask
         username, (secret, code) = next(iter(at.credentials.items()))

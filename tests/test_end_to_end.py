@@ -12,9 +12,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,7 +23,6 @@ from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
 
-ROOT = Path(__file__).resolve().parents[1]
 
 NEW, IN_PROGRESS, CLOSED, WAITING, OTHER = "NEW", "IN_PROGRESS", "CLOSED", "WAITING", "OTHER"
 LABELS = {
@@ -73,15 +71,8 @@ def received(deployment: Deployment) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={"AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3"},
-    ) as running:
-        yield running
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(extra_env={"AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3"})
 
 
 def test_random_status_walks_end_exactly_as_the_lifecycle_says(deployment: Deployment) -> None:
@@ -254,20 +245,14 @@ WEBHOOK_TOKEN = "e2e-webhook-token-0123456789abcdef"
 
 
 @pytest.fixture
-def bidirectional(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={
-            "AUTOTASK_ILERT_BIDIRECTIONAL": "1",
-            "AUTOTASK_ILERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3",
-        },
-    ) as running:
-        running.ilert.webhook_url = f"{running.base_url}/autotask-ilert/ilert/{WEBHOOK_TOKEN}"
-        yield running
+def bidirectional(deploy: Callable[..., Deployment]) -> Deployment:
+    running = deploy(extra_env={
+        "AUTOTASK_ILERT_BIDIRECTIONAL": "1",
+        "AUTOTASK_ILERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3",
+    })
+    running.send_ilert_webhooks(WEBHOOK_TOKEN)
+    return running
 
 
 def test_both_directions_with_echoes_and_no_loops(bidirectional: Deployment) -> None:

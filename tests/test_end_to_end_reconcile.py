@@ -8,28 +8,20 @@ back (a deploy, a proxy answering 503) that turn up later, after the sweep.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
 
 from tests.deployment import Deployment, wait_until
-from tests.test_end_to_end import ROOT, received
+from tests.test_end_to_end import received
 
 pytestmark = pytest.mark.realprocess
 
 
 @pytest.fixture
-def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={"AUTOTASK_ILERT_RECONCILE_INTERVAL_SECONDS": "1", "LOG_LEVEL": "INFO"},
-    ) as running:
-        yield running
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(extra_env={"AUTOTASK_ILERT_RECONCILE_INTERVAL_SECONDS": "1", "LOG_LEVEL": "INFO"})
 
 
 def test_lost_callouts_are_made_good_by_the_sweep_exactly_once(deployment: Deployment) -> None:

@@ -4,8 +4,7 @@ redis-server, and the ilert and Autotask simulators, configured from the environ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -13,31 +12,24 @@ from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
 
-ROOT = Path(__file__).resolve().parents[1]
 NOC_KEY = "il1api-e2e-noc-key-0123456789"
 CONTOSO_KEY = "il1api-e2e-contoso-key-987654"
 
 
 @pytest.fixture
-def routed(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
+def routed(deploy: Callable[..., Deployment]) -> Deployment:
     routes = [
         {"name": "noc", "match": {"queue": ["monitoring alert"], "priority": ["Critical"]},
          "integration_key": NOC_KEY, "summary_template": "NOC {{ ticket.priority }}: {{ ticket.title }}"},
         {"name": "contoso", "match": {"company": "CONTOSO LTD"}, "integration_key": CONTOSO_KEY,
          "priority": "LOW"},
     ]
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={
-            "AUTOTASK_ILERT_ROUTES": json.dumps(routes),
-            "AUTOTASK_ILERT_SUMMARY_TEMPLATE": "{{ company.companyName }} / {{ ticket.title }}",
-        },
-    ) as running:
-        running.ilert.integration_keys |= {NOC_KEY, CONTOSO_KEY}
-        yield running
+    running = deploy(extra_env={
+        "AUTOTASK_ILERT_ROUTES": json.dumps(routes),
+        "AUTOTASK_ILERT_SUMMARY_TEMPLATE": "{{ company.companyName }} / {{ ticket.title }}",
+    })
+    running.ilert.integration_keys |= {NOC_KEY, CONTOSO_KEY}
+    return running
 
 
 def test_two_routes_send_two_tickets_to_two_keys_with_templated_summaries(routed: Deployment) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import redis
@@ -22,7 +21,6 @@ from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
 
-ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_TOKEN = "e2e-webhook-token-0123456789abcdef"
 
 
@@ -33,21 +31,15 @@ def callout_time(moment: datetime) -> str:
 
 
 @pytest.fixture
-def reopening(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={
-            "AUTOTASK_ILERT_BIDIRECTIONAL": "1",
-            "AUTOTASK_ILERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-            "AUTOTASK_ILERT_REALERT_ON_REOPEN": "1",
-            "AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3",
-        },
-    ) as running:
-        running.ilert.webhook_url = f"{running.base_url}/autotask-ilert/ilert/{WEBHOOK_TOKEN}"
-        yield running
+def reopening(deploy: Callable[..., Deployment]) -> Deployment:
+    running = deploy(extra_env={
+        "AUTOTASK_ILERT_BIDIRECTIONAL": "1",
+        "AUTOTASK_ILERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        "AUTOTASK_ILERT_REALERT_ON_REOPEN": "1",
+        "AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3",
+    })
+    running.send_ilert_webhooks(WEBHOOK_TOKEN)
+    return running
 
 
 def test_the_first_alerts_late_webhooks_never_close_the_reopened_ticket(reopening: Deployment) -> None:
@@ -91,15 +83,8 @@ def test_the_first_alerts_late_webhooks_never_close_the_reopened_ticket(reopenin
 
 
 @pytest.fixture
-def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
-        extra_env={"AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3"},
-    ) as running:
-        yield running
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(extra_env={"AUTOTASK_ILERT_WORKER_LEASE_SECONDS": "3"})
 
 
 def test_a_complete_delivered_before_its_older_new_pages_nobody(

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -24,7 +23,6 @@ from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess
 
-ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "oncall", "browser-test-password-0123"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -56,19 +54,14 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server,
-        redis_prefix=redis_prefix,
-        workdir=tmp_path,
-        root=ROOT,
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(
         extra_env={"PORTAL_USER": USER, "PORTAL_PASSWORD": PASSWORD,
                    "PORTAL_SECRET_KEY": "browser-test-session-key-0123456789"},
         # Chromium opens spare connections ahead of need, and a sync worker waits on an idle
         # one: more workers than the browser's spares keep the test's own requests answered.
         web_workers=6,
-    ) as running:
-        yield running
+    )
 
 
 def text(driver: WebDriver, css: str) -> str:

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.deployment import Deployment, wait_until
 
 pytestmark = pytest.mark.realprocess  # slow; deselect with -m "not realprocess"
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "e2e-hook-secret-0123456789abcdef"
 
 
 @pytest.fixture
-def deployment(redis_server: str, redis_prefix: str, tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(
-        redis_url=redis_server, redis_prefix=redis_prefix, workdir=tmp_path, root=ROOT,
-        extra_env={"AUTOTASK_ILERT_AUTOTASK_WEBHOOK_SECRET": SECRET},
-    ) as running:
-        yield running
+def deployment(deploy: Callable[..., Deployment]) -> Deployment:
+    return deploy(extra_env={"AUTOTASK_ILERT_AUTOTASK_WEBHOOK_SECRET": SECRET})
 
 
 def test_signed_webhooks_page_once_and_resolve(deployment: Deployment) -> None:
