@@ -23,7 +23,7 @@ from .test_sync import AT as SYNC_AT
 from .test_sync import SYNC, webhook
 from .test_sync import callout as sync_callout
 from .test_sync import rsps as sync_rsps  # noqa: F401 - the fixture, with Autotask's answers
-from .test_worker import AT, AUTOTASK, FIELDS, ILERT, callout, sent
+from .test_worker import AT, AUTOTASK, FIELDS, ILERT, autotask_ok, callout, sent
 
 TICKET = json.loads(data_text("autotask-ticket.json"))["item"]
 
@@ -156,8 +156,7 @@ def test_waiting_for_an_autotask_place_ends_at_the_deadline(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
     app = make_app(**AUTOTASK, enrich_deadline_seconds=3)
-    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
-    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    autotask_ok(rsps)
     rsps.post(ILERT, status=202)
     _fill_places(app)
     callout(app, 7865, "New")
@@ -176,8 +175,7 @@ def test_the_read_timeout_is_cut_to_the_time_left(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
     app = make_app(**AUTOTASK, enrich_deadline_seconds=3, http_read_timeout=10)
-    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
-    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    autotask_ok(rsps)
     rsps.post(ILERT, status=202)
     name, *holders = _fill_places(app)
     callout(app, 7865, "New")
@@ -221,8 +219,7 @@ def test_the_deadline_counts_from_when_the_event_was_first_taken_up(
     make_app: AppFactory, rsps: responses.RequestsMock, clock: Clock
 ) -> None:
     app = make_app(**AUTOTASK, enrich_deadline_seconds=3)
-    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
-    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    autotask_ok(rsps)
     rsps.post(ILERT, status=202)
     callout(app, 7865, "New")
     clock.advance(60)  # queued a minute ago, nobody worked: taken up only now
@@ -321,8 +318,7 @@ def test_new_tickets_taken_up_together_are_read_in_one_query(
 
 def test_a_lone_new_ticket_is_read_on_its_own(make_app: AppFactory, rsps: responses.RequestsMock) -> None:
     app = make_app(**AUTOTASK)
-    rsps.get(f"{AT}/v1.0/Tickets/7865", json={"item": TICKET})
-    rsps.get(f"{AT}/v1.0/Tickets/entityInformation/fields", json=FIELDS)
+    autotask_ok(rsps)
     rsps.post(ILERT, status=202)
     callout(app, 7865, "New")
     drain(app)
