@@ -43,6 +43,7 @@ from .callouts import handle_callout
 from .config import Settings, SourceConfig, same_secret
 from .errors import InvalidPayload, StoreUnavailable
 from .health import readiness
+from .lifecycle import State
 from .schemas import DEACTIVATED, FORM, JSON, load_alert_webhook, load_autotask_webhook, load_callout
 from .sync import handle_webhook
 
@@ -182,6 +183,19 @@ def _check_rate(bridge: Bridge, source: SourceConfig, endpoint: str) -> None:
                               retry_after=retry_after)
 
 
+def _announce(
+    bridge: Bridge, source: SourceConfig, http_status: int, ticket: int, action: str,
+    state: State | None, status: str | None,
+) -> None:
+    """The host app's signal for a ticket change, however it came in (callout or Autotask webhook)."""
+    if http_status == 202 and state is not None:
+        signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
+                     ticket=ticket, action=action, state=state.value, status=status)
+    elif action == "reject":
+        signals.send(signals.callout_rejected, bridge.sender, source=source.name,
+                     ticket=ticket, status=status)
+
+
 @_no_path_in_logs
 def callout(token: str) -> tuple[Response, int]:
     bridge = get_bridge()
@@ -200,13 +214,7 @@ def callout(token: str) -> tuple[Response, int]:
     _note(ticket=parsed.ticket_id, status=parsed.status)
     answer = handle_callout(settings, bridge.store, source, parsed, request_id=_seen().request_id)
     http_status = answer.http_status
-    if http_status == 202:
-        signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
-                     ticket=answer.ticket, action=answer.action, state=answer.state.value,
-                     status=parsed.status)
-    elif answer.action == "reject":
-        signals.send(signals.callout_rejected, bridge.sender, source=source.name,
-                     ticket=answer.ticket, status=parsed.status)
+    _announce(bridge, source, http_status, answer.ticket, answer.action, answer.state, parsed.status)
     _note(action=answer.action, state=f"{answer.previous.value}->{answer.state.value}")
     return jsonify(answer.body()), http_status
 
@@ -336,13 +344,7 @@ def autotask_webhook(token: str) -> tuple[Response, int]:
         ))
         response.headers["Retry-After"] = str(settings.retry_after_seconds)
         return response, 503
-    if answer.http_status == 202 and answer.state is not None:
-        signals.send(signals.alert_scheduled, bridge.sender, source=source.name,
-                     ticket=answer.ticket, action=answer.action, state=answer.state.value,
-                     status=answer.status)
-    elif answer.action == "reject":
-        signals.send(signals.callout_rejected, bridge.sender, source=source.name,
-                     ticket=answer.ticket, status=answer.status)
+    _announce(bridge, source, answer.http_status, answer.ticket, answer.action, answer.state, answer.status)
     state = (f"{answer.previous.value}->{answer.state.value}"
              if answer.previous is not None and answer.state is not None else None)
     _note(status=answer.status, action=answer.action, state=state, reason=answer.reason)

@@ -23,6 +23,7 @@ from flask import Flask, request
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import flask_autotask_ilert.signals as signals
 from flask_autotask_ilert.errors import ConfigurationError, StoreUnavailable
 from flask_autotask_ilert.schemas import load_autotask_webhook
 from flask_autotask_ilert.testing.autotask_sim import (
@@ -277,6 +278,29 @@ def test_the_lifecycle_decides_a_rejection_too_but_answers_2xx(make_app: AppFact
     answer = signed_post(app, delivery(81, 5))  # Complete for a ticket without an alert
     assert answer.status_code == 200 and answer.json["action"] == "reject"
     assert queued(app, 81) == []
+
+
+def test_the_host_app_hears_of_webhook_changes_as_of_callouts(make_app: AppFactory, tenant: Tenant) -> None:
+    app = bridge(make_app, tenant)
+    heard: list[tuple[str, dict[str, Any]]] = []
+
+    def listen(name: str) -> Any:
+        return lambda sender, **data: heard.append((name, data))
+
+    scheduled, rejected = listen("alert_scheduled"), listen("callout_rejected")
+    signals.alert_scheduled.connect(scheduled, sender=app)
+    signals.callout_rejected.connect(rejected, sender=app)
+    try:
+        assert signed_post(app, delivery(82, 1)).status_code == 202  # New
+        assert signed_post(app, delivery(83, 5, sequence=2)).status_code == 200  # Complete, no alert
+    finally:
+        signals.alert_scheduled.disconnect(scheduled, sender=app)
+        signals.callout_rejected.disconnect(rejected, sender=app)
+    assert heard == [
+        ("alert_scheduled", {"source": "default", "ticket": 82, "action": "create", "state": "PENDING",
+                             "status": "New"}),
+        ("callout_rejected", {"source": "default", "ticket": 83, "status": "Complete"}),
+    ]
 
 
 def test_event_time_makes_an_older_delivery_stale(make_app: AppFactory, tenant: Tenant) -> None:
