@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 import redis
 
@@ -38,7 +39,30 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-class RedisProcess:
+_Servers = TypeVar("_Servers", bound="Started")
+
+
+class Started:
+    """Servers used with ``with``: started on entry and stopped on exit, also when starting fails."""
+
+    def start(self: _Servers) -> _Servers:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Servers) -> _Servers:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+class RedisProcess(Started):
     """One ``redis-server`` (or ``valkey-server``) process on a free loopback port."""
 
     def __init__(self, binary: str = "redis-server", *args: str) -> None:
@@ -73,14 +97,8 @@ class RedisProcess:
             self.proc.wait(10)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> RedisProcess:
-        return self.start()
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-
-class SentinelSet:
+class SentinelSet(Started):
     """A master, one replica and three Sentinels watching them as ``master_name``.
 
     The master refuses writes while no replica is connected
@@ -138,18 +156,8 @@ class SentinelSet:
         for server in (*self.sentinels, self.replica, self.master):
             server.stop()
 
-    def __enter__(self) -> SentinelSet:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-
-class Cluster:
+class Cluster(Started):
     """A Redis Cluster of ``masters`` masters and no replicas, built with ``redis-cli --cluster create``."""
 
     def __init__(self, masters: int = 3) -> None:
@@ -181,13 +189,3 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Cluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
