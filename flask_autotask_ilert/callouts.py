@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from .config import Settings, SourceConfig
 from .events import ilert_event
 from .lifecycle import EVENT_TYPE, Action, State, column
 from .metrics import count_future_timestamp
-from .schemas import Callout
+from .schemas import Callout, from_micros
 from .store import Store, dumps_event
 
 _SCHEDULING = frozenset(action.value for action in EVENT_TYPE)
@@ -88,7 +87,7 @@ def _usable_time(settings: Settings, store: Store, source: SourceConfig, callout
     ahead_ms = last_us / 1000 - store.now_ms()  # to the µs, as callout.lua compares it
     if ahead_ms <= settings.clock_skew_ms:
         return last_us
-    when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=last_us)
+    when = from_micros(last_us)
     logger.warning(
         "callout source=%s ticket=%s: last_activity_datetime %s is %.0f s ahead of this host's "
         "clock (more than CLOCK_SKEW_SECONDS=%.0f); not used to order callouts",

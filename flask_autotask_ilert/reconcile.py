@@ -46,7 +46,7 @@ from .callouts import handle_callout
 from .errors import AutotaskIlertError, StoreUnavailable
 from .events import ilert_event
 from .lifecycle import Action, State, StatusClass, Transition, transition
-from .schemas import Callout, parse_timestamp, to_micros
+from .schemas import Callout, from_micros, parse_timestamp, to_micros
 from .store import Store, dumps_event
 
 if TYPE_CHECKING:
@@ -152,8 +152,7 @@ class Schedule:
             raw = client.hget(self.marks_key, source)
         if raw is None:
             return None
-        micros = int(raw)
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+        return from_micros(int(raw))
 
     def set_mark(self, source: str, moment: datetime) -> None:
         """Move the mark forward only: two sweeps (worker and CLI) never move it back."""

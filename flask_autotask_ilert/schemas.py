@@ -80,6 +80,11 @@ def to_micros(moment: datetime | None) -> int | None:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+def from_micros(micros: int) -> datetime:
+    """The UTC instant of a time the store holds (to_micros' inverse)."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def _not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("Must not be blank.")
