@@ -172,14 +172,29 @@ def console(results: dict[str, Any]) -> str:
     return f"{figs}\n\n{goals}\n"
 
 
-def plot(results: dict[str, Any], path: Path) -> bool:
-    """Latency against offered load, both endpoints; False when matplotlib is missing."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot drawing to files only, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """Latency against offered load, both endpoints; False when matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None:
         return False
     sweep: list[Run] = results["sweep"]
     s = results["summary"]
@@ -207,21 +222,14 @@ def plot(results: dict[str, Any], path: Path) -> bool:
                  f"sync workers, {results['machine']['cpus']} cores")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
 def plot_time_to_page(results: dict[str, Any], path: Path) -> bool:
     """Each alert's time from callout to ilert over the burst with an ilert outage."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     run = results["time_to_page"]["burst_outage"]
     fig, ax = plt.subplots(figsize=(8, 4.4), dpi=110)
@@ -237,10 +245,7 @@ def plot_time_to_page(results: dict[str, Any], path: Path) -> bool:
                  f"per {run['window_s']:.0f} s")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
