@@ -108,8 +108,8 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Mutation testing of the core modules with mutmut (docs/reliability.md#mutation-score): the
-# modules are setup.cfg's [mutmut] only_mutate, the tests its fast in-process ones. About 8.5
-# minutes on two quiet cores (2,382 mutants); not part of `make test`. Exits non-zero on a survivor not listed in
+# modules are setup.cfg's [mutmut] only_mutate, the tests its fast in-process ones. About 7.5
+# minutes on two quiet cores (2,359 mutants); not part of `make test`. Exits non-zero on a survivor not listed in
 # tests/mutation/equivalent.txt or a module under 90% killed.
 .PHONY: mutate
 MUTATE_STAMP := $(VENV)/.mutate-stamp
